@@ -1,0 +1,61 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENCH_ARGS ?=
+
+.PHONY: install run worker test lint format system-deps services bench-transcode bench-load \
+        bench-trust bench-export bench-candidates clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Serve the app on 127.0.0.1:8000 (embedded default unless DATABASE_URL/CELERY_BROKER_URL are set).
+run: install
+	scripts/run.sh
+
+## A Celery worker for the configured broker.
+worker: install
+	$(VENV)/bin/celery -A labelstudio_ferv worker -l info
+
+## The whole suite against real PostgreSQL and Redis, plus lint and migration checks.
+test: install
+	scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+system-deps:
+	scripts/system-deps.sh
+
+services:
+	scripts/services.sh
+
+bench-transcode: install
+	scripts/bench.sh bench/transcode.py $(BENCH_ARGS)
+
+bench-load: install
+	scripts/bench.sh bench/annotate_load.py $(BENCH_ARGS)
+
+bench-trust: install
+	scripts/bench.sh bench/simulate.py $(BENCH_ARGS)
+
+bench-export: install
+	scripts/bench.sh bench/export.py $(BENCH_ARGS)
+
+bench-candidates: install
+	scripts/bench.sh bench/candidates.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var

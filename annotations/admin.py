@@ -1,0 +1,44 @@
+from django.contrib import admin
+
+from .models import Assignment, Campaign, Membership, Task, Vote
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "votes_per_clip", "max_votes", "gold_share", "aggregation"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "user", "role"]
+    list_filter = ["role", "campaign"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "clip", "status", "label", "agreement", "vote_count"]
+    list_filter = ["status", "is_gold", "campaign"]
+    raw_id_fields = ["clip"]
+    list_select_related = ["campaign", "clip"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "task", "annotator", "state", "expires_at"]
+    list_filter = ["state", "campaign"]
+    raw_id_fields = ["task", "annotator"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "task", "annotator", "answer", "is_valid", "created_at"]
+    list_filter = ["answer", "is_valid", "campaign"]
+    raw_id_fields = ["task", "annotator", "assignment"]

@@ -1,0 +1,173 @@
+"""Shared fixtures: named actors, API clients and a real Celery worker."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotations.models import Role
+from tests.factories import CampaignFactory, MembershipFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def campaign(db):
+    return CampaignFactory(name="Scenes of daily life")
+
+
+def _member(campaign, username: str, role: str):
+    user = UserFactory(username=username)
+    MembershipFactory(campaign=campaign, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def alice(campaign):
+    """An annotator in ``campaign``."""
+    return _member(campaign, "alice", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def bob(campaign):
+    """A second annotator in ``campaign``."""
+    return _member(campaign, "bob", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def rita(campaign):
+    """A reviewer in ``campaign``."""
+    return _member(campaign, "rita", Role.REVIEWER)
+
+
+@pytest.fixture
+def adam(campaign):
+    """An admin of ``campaign``."""
+    return _member(campaign, "adam", Role.ADMIN)
+
+
+@pytest.fixture
+def stranger(db):
+    """A user with no role in any campaign."""
+    return UserFactory(username="stranger")
+
+
+@pytest.fixture
+def api():
+    """Return a function that builds an API client authenticated by token as a user."""
+
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+def _worker_env() -> dict[str, str]:
+    """Return the environment a worker needs to reach this test run's database and queue."""
+    env = dict(os.environ)
+    settings_dict = connection.settings_dict
+    env["DATABASE_URL"] = (
+        f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}"
+        f"/{settings_dict['NAME']}"
+    )
+    env["CELERY_TASK_ALWAYS_EAGER"] = "0"
+    return env
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess bound to this run's queue and test database."""
+
+    def __init__(self, concurrency: int = 1):
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(os.environ.get("LSF_DATA_DIR", "/tmp")) / f"worker-{time.time_ns()}.log"
+
+    def start(self) -> WorkerProcess:
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "worker",
+            "-l", "info", "-P", "prefork", "-c", str(self.concurrency),
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", f"test-{time.time_ns()}@%h",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=_worker_env(), stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if b"ready." in self.log.read_bytes():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the whole worker process group (main process and its pool children)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def ensure_hierarchy() -> None:
+    """Re-seed scenarios and scenes after a transactional test's flush emptied them."""
+    from django.apps import apps
+
+    from clips.models import Scene
+
+    if not Scene.objects.exists():
+        seed = importlib.import_module("clips.migrations.0002_seed_scenes")
+        seed.seed(apps, None)
+
+
+@pytest.fixture
+def live_db(transactional_db):
+    """A committed-data database (other processes see it), with the scene hierarchy present."""
+    ensure_hierarchy()
+
+
+@pytest.fixture
+def celery_worker(live_db):
+    """Send tasks to Redis and run them on a real worker process against the test database."""
+    from labelstudio_ferv.celery import app
+
+    app.conf.task_always_eager = False
+    worker = WorkerProcess().start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        app.conf.task_always_eager = True
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
