@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/v1/health/", api.HealthView.as_view(), name="api-health"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("annotations.urls")),
+    path("api/v1/", include("clips.urls")),
     path("", include("frontend.urls")),
 ]
 
