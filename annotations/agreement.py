@@ -1,0 +1,525 @@
+"""Agreement statistics, the clip trust rule, gold batch scoring and Dawid-Skene aggregation.
+
+Pure numpy (plus the ``krippendorff`` package): nothing here imports Django, so the functions can
+run in a Celery task, a management command or a notebook on plain arrays pulled from the database.
+
+Answers are indexed like ``labelstudio_ferv.expressions.Answer``: the seven FERV39k classes
+0..6 (angry, disgust, fear, happy, neutral, sad, surprise) and PASS = 7. PASS is an answer an
+annotator may record, never a label. Every function works on whole integer arrays at once; the
+only Python loops are over classes, groups or EM iterations, never over votes or clips.
+
+See ``AGGREGATION.md`` next to this file for the reasoning behind the rules.
+"""
+
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import krippendorff
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "ADJUDICATED",
+    "BATCH_ACCEPT",
+    "BATCH_IMPROPER",
+    "BATCH_UNACCEPTABLE",
+    "CLASS_KEYS",
+    "COLLECTING",
+    "DISCARDED",
+    "DISPUTED",
+    "N_ANSWERS",
+    "N_CLASSES",
+    "PASS",
+    "STATUS_KEYS",
+    "TRUSTED",
+    "DSResult",
+    "alpha_by_group",
+    "dawid_skene",
+    "decide",
+    "fleiss_kappa",
+    "krippendorff_nominal",
+    "krippendorff_nominal_from_counts",
+    "majority",
+    "score_batch",
+]
+
+# Answer layout (mirrors labelstudio_ferv.expressions, which cannot be imported without Django).
+N_CLASSES = 7
+PASS = 7
+N_ANSWERS = 8
+CLASS_KEYS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+# Clip statuses returned by ``decide`` (ADJUDICATED is only ever set by a reviewer).
+COLLECTING = 0
+TRUSTED = 1
+DISPUTED = 2
+DISCARDED = 3
+ADJUDICATED = 4
+STATUS_KEYS: tuple[str, ...] = ("collecting", "trusted", "disputed", "discarded", "adjudicated")
+
+# Verdicts of ``score_batch``.
+BATCH_ACCEPT = "accept"
+BATCH_IMPROPER = "improper"
+BATCH_UNACCEPTABLE = "unacceptable"
+
+# Slack for comparing a share with a threshold, so that 2 of 3 votes meet a 2/3 threshold (and
+# 8 of 10 gold answers meet 0.8) whatever the rounding of either side. It is far smaller than
+# the gap between two different vote shares a clip or a batch can have.
+_SHARE_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+
+def _as_counts(counts: ArrayLike, name: str = "counts") -> NDArray[np.int64]:
+    """Return ``counts`` as a 2-D int64 array, or raise ValueError if it is not a count table."""
+    arr = np.asarray(counts)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (rows x categories), got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold whole numbers")
+    elif arr.dtype.kind not in "biu":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    out = arr.astype(np.int64)
+    if out.size and out.min() < 0:
+        raise ValueError(f"{name} must not be negative")
+    return out
+
+
+def _as_index(values: ArrayLike, name: str, upper: int) -> NDArray[np.int64]:
+    """Return ``values`` as a 1-D int64 array with every entry in ``[0, upper)``."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+    out = arr.astype(np.int64)
+    if out.size and (out.min() < 0 or out.max() >= upper):
+        raise ValueError(f"{name} must lie in [0, {upper})")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement coefficients
+# --------------------------------------------------------------------------------------------
+
+
+def _reliability_to_counts(reliability: ArrayLike) -> NDArray[np.int64]:
+    """Turn a coders x units matrix (NaN, or "nan" for strings, = missing) into unit counts."""
+    data = np.asarray(reliability)
+    if data.ndim != 2:
+        raise ValueError(f"reliability must be 2-D (coders x units), got shape {data.shape}")
+    kind = data.dtype.kind
+    if kind in "biuf":
+        present = ~np.isnan(data.astype(np.float64))
+    elif kind in "US":
+        # np.asarray turns float('nan') into the string "nan" in a string array.
+        present = data != data.dtype.type("nan")
+    else:
+        raise ValueError(f"reliability must be numeric or strings, got dtype {data.dtype}")
+    n_units = data.shape[1]
+    units = np.broadcast_to(np.arange(n_units), data.shape)[present]
+    _, values = np.unique(data[present], return_inverse=True)
+    n_values = int(values.max()) + 1 if values.size else 0
+    flat = np.bincount(units * n_values + values, minlength=n_units * n_values)
+    return flat.reshape(n_units, n_values).astype(np.int64)
+
+
+def krippendorff_nominal(reliability: ArrayLike) -> float:
+    """Return Krippendorff's alpha for nominal data given as a coders x units matrix.
+
+    Rows are coders, columns are units; a missing value is NaN (or the string "nan" in a string
+    array, which is what ``np.asarray`` makes of NaN next to strings). Values may be numbers or
+    strings; only equality matters. The value domain is the set of values that occur: for
+    nominal data, values nobody used do not change alpha.
+
+    Return NaN when the expected disagreement is 0 (every pairable value is the same, so alpha
+    is undefined). Raise ValueError when no unit has values from at least two coders (for
+    instance a single coder), because nothing can then be compared.
+    """
+    return krippendorff_nominal_from_counts(_reliability_to_counts(reliability))
+
+
+def krippendorff_nominal_from_counts(counts: ArrayLike) -> float:
+    """Return Krippendorff's alpha for nominal data given as units x categories value counts.
+
+    ``counts[u, c]`` is how many coders gave unit ``u`` the value ``c``: exactly the per-clip
+    answer counts the app stores. Units with fewer than two values are not pairable and are
+    ignored. The ``krippendorff`` package is always called with ``level_of_measurement=
+    "nominal"`` (its default is "interval", which would treat class indices as numbers).
+
+    Return NaN when the expected disagreement is 0 (all pairable values fall in one category).
+    Raise ValueError when no unit is pairable (for instance a single coder).
+    """
+    table = _as_counts(counts)
+    pairable = table.sum(axis=1) >= 2
+    if not pairable.any():
+        raise ValueError("no pairable unit: alpha needs a unit with values from two coders")
+    table = table[pairable]
+    if np.count_nonzero(table.sum(axis=0)) < 2:
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = krippendorff.alpha(value_counts=table, level_of_measurement="nominal")
+    return float(value)
+
+
+def alpha_by_group(counts: ArrayLike, group_ids: ArrayLike) -> dict[int, float]:
+    """Return nominal Krippendorff's alpha for each group of units (for example per scene).
+
+    ``counts`` is units x categories as in ``krippendorff_nominal_from_counts`` and
+    ``group_ids`` gives each unit's integer group. The coincidence sums are built for all groups
+    at once with ``np.bincount``:
+
+        alpha_g = 1 - (n_g - 1) * (n_g - sum_c o_gcc) / (n_g**2 - sum_c n_gc**2)
+
+    where, over the pairable units of group g, ``o_gcc`` is the diagonal of the coincidence
+    matrix, ``n_gc`` the number of pairable values in category c and ``n_g`` their total.
+
+    Keys are the distinct group ids (as ``int``). Unlike the single-table functions, a group
+    without a pairable unit, or with zero expected disagreement, maps to NaN instead of raising,
+    so one quiet scene cannot break a report on all of them.
+    """
+    table = _as_counts(counts)
+    groups = np.asarray(group_ids)
+    if groups.ndim != 1 or groups.shape[0] != table.shape[0]:
+        raise ValueError("group_ids must be 1-D with one entry per row of counts")
+    if groups.size and groups.dtype.kind not in "iu":
+        raise ValueError(f"group_ids must hold integers, got dtype {groups.dtype}")
+    keys, group = np.unique(groups, return_inverse=True)
+    n_groups, n_values = keys.shape[0], table.shape[1]
+
+    per_unit = table.sum(axis=1)
+    pairable = per_unit >= 2
+    table, group, per_unit = table[pairable], group[pairable], per_unit[pairable]
+    matches = (table * (table - 1)).sum(axis=1) / (per_unit - 1)  # this unit's sum_c o_cc
+
+    n_total = np.bincount(group, weights=per_unit, minlength=n_groups)
+    diagonal = np.bincount(group, weights=matches, minlength=n_groups)
+    flat = (group[:, None] * n_values + np.arange(n_values)).ravel()
+    n_by_value = np.bincount(flat, weights=table.ravel(), minlength=n_groups * n_values)
+    expected = n_total**2 - (n_by_value.reshape(n_groups, n_values) ** 2).sum(axis=1)
+
+    alpha = np.full(n_groups, np.nan)
+    ok = expected > 0
+    alpha[ok] = 1.0 - (n_total[ok] - 1.0) * (n_total[ok] - diagonal[ok]) / expected[ok]
+    return {int(k): float(a) for k, a in zip(keys.tolist(), alpha.tolist(), strict=True)}
+
+
+def fleiss_kappa(counts: ArrayLike) -> float:
+    """Return Fleiss' kappa for a subjects x categories table of rating counts.
+
+    Every subject must have the same number of ratings n >= 2, and there must be at least one
+    subject; otherwise raise ValueError. Return NaN when chance agreement is 1 (every rating in
+    one category), where kappa is undefined.
+    """
+    table = _as_counts(counts)
+    if table.shape[0] == 0:
+        raise ValueError("fleiss_kappa needs at least one subject")
+    per_subject = table.sum(axis=1)
+    n = int(per_subject[0])
+    if np.any(per_subject != n):
+        raise ValueError("every subject must have the same number of ratings")
+    if n < 2:
+        raise ValueError("every subject needs at least two ratings")
+    observed = ((table * (table - 1)).sum(axis=1) / (n * (n - 1))).mean()
+    shares = table.sum(axis=0) / (table.shape[0] * n)
+    chance = float((shares**2).sum())
+    if chance >= 1.0:
+        return float("nan")
+    return float((observed - chance) / (1.0 - chance))
+
+
+# --------------------------------------------------------------------------------------------
+# Majority and the trust rule
+# --------------------------------------------------------------------------------------------
+
+
+def majority(
+    counts: ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Return the leading answer, its count and its share of the votes for each row.
+
+    ``counts`` is rows x answers. ``label`` is the column whose count is strictly larger than
+    every other column's in that row (a plurality without a tie; it need not exceed half the
+    votes), or -1 when the top count is shared (a tie) or the row has no votes.
+    ``top_count`` is the largest count and ``agreement`` is ``top_count / total`` (0 for a row
+    without votes). Columns are generic: with the app's 8 columns the label may be PASS (7).
+    """
+    table = _as_counts(counts)
+    n_rows, n_cols = table.shape
+    if n_cols == 0:
+        return (
+            np.full(n_rows, -1, dtype=np.int64),
+            np.zeros(n_rows, dtype=np.int64),
+            np.zeros(n_rows, dtype=np.float64),
+        )
+    top = table.max(axis=1)
+    total = table.sum(axis=1)
+    unique_top = (table == top[:, None]).sum(axis=1) == 1
+    label = np.where(unique_top & (total > 0), table.argmax(axis=1), -1).astype(np.int64)
+    agreement = np.divide(top, total, out=np.zeros(n_rows, dtype=np.float64), where=total > 0)
+    return label, top.astype(np.int64), agreement
+
+
+def decide(
+    counts: ArrayLike,
+    needed: ArrayLike | int,
+    max_votes: int,
+    min_agreement: float = 2 / 3,
+) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
+    """Apply the trust rule to every clip and return ``(status, label, agreement, votes_needed)``.
+
+    ``counts`` is clips x 8 valid-vote counts (column 7 = PASS); ``needed`` is the number of
+    votes each clip currently asks for (one int for all clips, or one per clip) and
+    ``max_votes`` the most votes any clip may get. For each clip, with ``total`` its votes and
+    ``top`` the count of its leading answer:
+
+    * ``total < needed``: COLLECTING, ``votes_needed = needed``.
+    * the leading answer is a strict majority (its count beats every other answer's count, so a
+      tie never wins) and ``top / total >= min_agreement``: TRUSTED with that class as label, or
+      DISCARDED (label -1) if the leading answer is PASS.
+    * otherwise, if ``total < max_votes``: COLLECTING with ``votes_needed = total + 1`` (a
+      disputed clip asks for one more vote at a time);
+    * otherwise DISPUTED (for the review queue), ``votes_needed`` unchanged.
+
+    ``needed`` above ``max_votes`` is capped at ``max_votes``, so a clip holding ``max_votes``
+    votes is always decided. The share comparison allows a 1e-9 slack so that 2 of 3 votes meet
+    ``min_agreement = 2 / 3``. ``label`` is -1 unless the status is TRUSTED; ``agreement`` is
+    ``top / total`` for every clip (0 without votes), PASS counting as an answer.
+    ADJUDICATED is never produced here. Raise ValueError on a malformed table, ``needed < 1``,
+    ``max_votes < 1`` or ``min_agreement`` outside ``(0, 1]``.
+    """
+    table = _as_counts(counts)
+    if table.shape[1] != N_ANSWERS:
+        raise ValueError(f"counts must have {N_ANSWERS} columns (7 classes + PASS)")
+    max_votes = operator.index(max_votes)
+    if max_votes < 1:
+        raise ValueError("max_votes must be at least 1")
+    if not 0.0 < min_agreement <= 1.0:
+        raise ValueError("min_agreement must lie in (0, 1]")
+    n_clips = table.shape[0]
+    need_in = np.asarray(needed)
+    if need_in.size and need_in.dtype.kind not in "iu":
+        raise ValueError("needed must hold integers")
+    need = np.broadcast_to(need_in.astype(np.int64), (n_clips,))
+    if n_clips and need.min() < 1:
+        raise ValueError("needed must be at least 1")
+    need = np.minimum(need, max_votes)
+
+    leader, _, agreement = majority(table)
+    total = table.sum(axis=1)
+    agreed = (leader >= 0) & (agreement + _SHARE_TOL >= min_agreement)
+    enough = total >= need
+    accepted = enough & agreed
+    unresolved = enough & ~agreed
+    at_cap = total >= max_votes
+
+    status = np.full(n_clips, COLLECTING, dtype=np.int8)
+    status[accepted & (leader != PASS)] = TRUSTED
+    status[accepted & (leader == PASS)] = DISCARDED
+    status[unresolved & at_cap] = DISPUTED
+
+    label = np.where(status == TRUSTED, leader, -1).astype(np.int8)
+    votes_needed = np.where(unresolved & ~at_cap, total + 1, need).astype(np.int64)
+    return status, label, agreement, votes_needed
+
+
+# --------------------------------------------------------------------------------------------
+# Gold batch scoring
+# --------------------------------------------------------------------------------------------
+
+
+def score_batch(correct: int, total: int, accept: float = 0.8, improper: float = 0.4) -> str:
+    """Return the verdict on a batch from its gold answers: "accept", "improper" or "unacceptable".
+
+    The share ``correct / total`` of gold clips answered right gives "accept" at or above
+    ``accept``, "improper" at or above ``improper`` and "unacceptable" below it (a 1e-9 slack
+    makes 4 of 5 meet 0.8). A batch without gold answers is "improper": nothing vouched for it,
+    so a reviewer should look rather than it passing silently or its votes being thrown away.
+    Raise ValueError unless ``0 <= correct <= total`` and ``0 <= improper <= accept <= 1``.
+    """
+    correct, total = operator.index(correct), operator.index(total)
+    if not 0 <= correct <= total:
+        raise ValueError("need 0 <= correct <= total")
+    if not 0.0 <= improper <= accept <= 1.0:
+        raise ValueError("need 0 <= improper <= accept <= 1")
+    if total == 0:
+        return BATCH_IMPROPER
+    share = correct / total + _SHARE_TOL
+    if share >= accept:
+        return BATCH_ACCEPT
+    if share >= improper:
+        return BATCH_IMPROPER
+    return BATCH_UNACCEPTABLE
+
+
+# --------------------------------------------------------------------------------------------
+# Dawid-Skene
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DSResult:
+    """Outcome of ``dawid_skene``.
+
+    ``posteriors``: n_clips x K, P(true class | votes). ``labels``: MAP class per clip, -1 for a
+    clip with neither votes nor gold. ``confidence``: posterior of ``labels`` (0 where -1).
+    ``priors``: K class shares. ``confusion``: n_workers x K x K, row k = P(answer | true k).
+    ``log_likelihood_trace``: the EM objective after each iteration (never decreasing).
+    ``converged``: whether the relative change fell under ``tol`` before ``max_iter``.
+    """
+
+    posteriors: NDArray[np.float64]
+    labels: NDArray[np.int64]
+    confidence: NDArray[np.float64]
+    priors: NDArray[np.float64]
+    confusion: NDArray[np.float64]
+    log_likelihood_trace: list[float] = field(default_factory=list)
+    converged: bool = False
+
+
+def _gold_array(gold: Mapping[int, int] | ArrayLike | None, n_clips: int, k: int) -> NDArray:
+    """Return gold labels as an int64 array of length n_clips with -1 where a clip has none."""
+    out = np.full(n_clips, -1, dtype=np.int64)
+    if gold is None:
+        return out
+    if isinstance(gold, Mapping):
+        if gold:
+            idx = _as_index(np.fromiter(gold.keys(), dtype=np.int64), "gold clip", n_clips)
+            out[idx] = np.fromiter(gold.values(), dtype=np.int64)
+    else:
+        arr = np.asarray(gold)
+        if arr.shape != (n_clips,) or (arr.size and arr.dtype.kind not in "iu"):
+            raise ValueError("a gold array must hold one integer per clip (-1 = no gold)")
+        out[:] = arr
+    if np.any((out < -1) | (out >= k)):
+        raise ValueError(f"gold labels must lie in [0, {k}) (or -1 for none in an array)")
+    return out
+
+
+def _normalise(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    """Divide ``x`` by its sums along ``axis``; a slice summing to 0 becomes uniform."""
+    total = x.sum(axis=axis, keepdims=True)
+    uniform = np.full_like(x, 1.0 / x.shape[axis])
+    return np.divide(x, total, out=uniform, where=total > 0)
+
+
+def dawid_skene(
+    clip_idx: ArrayLike,
+    worker_idx: ArrayLike,
+    answer: ArrayLike,
+    n_clips: int,
+    n_workers: int,
+    n_classes: int,
+    gold: Mapping[int, int] | ArrayLike | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+) -> DSResult:
+    """Estimate true classes and per-worker confusion matrices with Dawid-Skene EM.
+
+    Each vote is one entry of the three parallel arrays (clip, worker, answer). A worker may
+    vote on a clip more than once; every vote counts. Answers must be classes in
+    ``[0, n_classes)``: PASS is not a class, so the caller drops PASS votes before calling
+    (an answer of 7 with 7 classes raises ValueError). ``gold`` maps clip -> reference class
+    (a dict, or an array with -1 for "no gold"); those clips keep a one-hot posterior in every
+    iteration, which anchors the workers' confusion matrices.
+
+    EM starts from the soft majority vote (each clip's vote shares). An iteration is an M-step
+    (class priors and confusion rows from the current posteriors, each cell plus ``smoothing``
+    pseudo-votes) followed by an E-step (posteriors from priors x product of the confusion
+    entries of the clip's votes, in log space). The objective recorded per iteration is the
+    log-likelihood of the votes (and gold labels) plus ``smoothing * sum(log parameters)``,
+    which EM never decreases; with ``smoothing=0`` it is the plain log-likelihood. Stop when
+    its change is at most ``tol * |previous|`` or after ``max_iter`` iterations.
+
+    Clips with neither votes nor gold carry no evidence: their posterior is the prior and their
+    label -1; they do not enter the prior estimate. Raise ValueError on malformed input.
+    """
+    n_clips, n_workers, k = (operator.index(v) for v in (n_clips, n_workers, n_classes))
+    if n_clips < 0 or n_workers < 0 or k < 2:
+        raise ValueError("need n_clips >= 0, n_workers >= 0 and n_classes >= 2")
+    if operator.index(max_iter) < 1 or tol < 0 or smoothing < 0:
+        raise ValueError("need max_iter >= 1, tol >= 0 and smoothing >= 0")
+    clip = _as_index(clip_idx, "clip_idx", n_clips)
+    worker = _as_index(worker_idx, "worker_idx", n_workers)
+    ans = _as_index(answer, "answer", k)
+    if not clip.shape == worker.shape == ans.shape:
+        raise ValueError("clip_idx, worker_idx and answer must have the same length")
+    gold_label = _gold_array(gold, n_clips, k)
+    is_gold = gold_label >= 0
+    gold_rows = np.flatnonzero(is_gold)
+
+    # A vote's (worker, answer) pair indexes one column of a k x (n_workers * k) table, so each
+    # EM step is, per class, one gather from a small table plus one np.bincount over the votes.
+    # Arrays are class-major (k x ...) so that every per-class slice is contiguous.
+    pair = worker * k + ans
+    n_pairs = n_workers * k
+    has_votes = np.bincount(clip, minlength=n_clips) > 0
+    observed = has_votes | is_gold
+    plain = has_votes & ~is_gold  # clips whose class is inferred (gold clips are known)
+    gold_of_gold = gold_label[gold_rows]
+    one_hot_gold = np.eye(k)[:, gold_of_gold]
+
+    # Initial posteriors: soft majority vote (each clip's vote shares); gold clips one-hot.
+    votes = np.bincount(ans * n_clips + clip, minlength=k * n_clips).reshape(k, n_clips)
+    post = _normalise(votes.astype(np.float64), axis=0)
+    post[:, gold_rows] = one_hot_gold
+
+    trace: list[float] = []
+    converged = False
+    priors = np.full(k, 1.0 / k)
+    confusion = np.full((n_workers, k, k), 1.0 / k)
+    for _ in range(max_iter):
+        # M-step: expected class counts, and per (worker, answer) the expected true classes.
+        priors = _normalise(post[:, observed].sum(axis=1) + smoothing, axis=0)
+        mass = np.stack(
+            [np.bincount(pair, weights=p[clip], minlength=n_pairs) for p in post]
+        ).astype(np.float64)  # (bincount of no votes returns integers)
+        confusion = _normalise(mass.reshape(k, n_workers, k).transpose(1, 0, 2) + smoothing, axis=2)
+
+        # E-step: log prior plus the log confusion entries of each clip's votes.
+        with np.errstate(divide="ignore"):
+            log_priors = np.log(priors)
+            log_conf = np.log(confusion)
+        table = log_conf.transpose(1, 0, 2).reshape(k, n_pairs)  # [true, worker * k + answer]
+        joint = (
+            np.stack([np.bincount(clip, weights=t[pair], minlength=n_clips) for t in table])
+            + log_priors[:, None]
+        )
+        peak = joint.max(axis=0)
+        peak = np.where(np.isfinite(peak), peak, 0.0)
+        with np.errstate(under="ignore"):
+            weights = np.exp(joint - peak)
+        evidence = weights.sum(axis=0)
+        post = _normalise(weights, axis=0)  # clips without votes get exactly the prior
+        post[:, gold_rows] = one_hot_gold
+
+        # Objective: evidence of inferred clips, joint probability of gold clips with their
+        # known class (a gold clip without votes adds log prior), plus the smoothing term.
+        with np.errstate(divide="ignore"):
+            ll = float((np.log(evidence[plain]) + peak[plain]).sum())
+        ll += float(joint[gold_of_gold, gold_rows].sum())
+        if smoothing > 0:
+            ll += smoothing * float(log_priors.sum() + log_conf.sum())
+        trace.append(ll)
+        if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-2]):
+            converged = True
+            break
+
+    post = np.ascontiguousarray(post.T)
+    labels = np.where(observed, post.argmax(axis=1), -1).astype(np.int64)
+    confidence = np.where(observed, post.max(axis=1), 0.0)
+    return DSResult(
+        posteriors=post,
+        labels=labels,
+        confidence=confidence,
+        priors=priors,
+        confusion=confusion,
+        log_likelihood_trace=trace,
+        converged=converged,
+    )
