@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Clip, Scenario, Scene, SourceVideo
+from .services import clips_retry_failed
 
 
 @admin.register(Scenario)
@@ -24,9 +25,17 @@ class SourceVideoAdmin(admin.ModelAdmin):
 
 @admin.register(Clip)
 class ClipAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "scene", "status", "duration_s", "frame_count", "created_at"]
+    actions = ["retry_failed"]
+    list_display = [
+        "id", "name", "scene", "status", "error", "duration_s", "frame_count", "created_at"
+    ]  # fmt: skip
     list_filter = ["status", "scene__scenario", "scene"]
     search_fields = ["name", "checksum"]
     readonly_fields = ["checksum", "error", "created_at", "updated_at"]
     raw_id_fields = ["source_video"]
     list_select_related = ["scene"]
+
+    @admin.action(description="Retry the selected failed clips")
+    def retry_failed(self, request, queryset):
+        count = clips_retry_failed(clips=queryset)
+        self.message_user(request, f"{count} failed clip(s) sent back for processing.")

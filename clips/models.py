@@ -97,9 +97,7 @@ class Clip(models.Model):
     error = models.TextField(blank=True)
     # The expression named by a release-style path (<Scene>/<Emotion>/<id>); never shown to
     # annotators, stored only when an import asks for it.
-    reference_label = models.PositiveSmallIntegerField(
-        choices=Label.choices, null=True, blank=True
-    )
+    reference_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -111,7 +109,9 @@ class Clip(models.Model):
                 name="clip_ready_has_files",
             ),
             models.CheckConstraint(
-                condition=Q(end_s__isnull=True) | Q(start_s__isnull=True) | Q(end_s__gt=models.F("start_s")),
+                condition=Q(end_s__isnull=True)
+                | Q(start_s__isnull=True)
+                | Q(end_s__gt=models.F("start_s")),
                 name="clip_span_ordered",
             ),
             models.CheckConstraint(

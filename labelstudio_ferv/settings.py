@@ -216,3 +216,6 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-clips": {"task": "clips.requeue_stale_clips", "schedule": 300.0},
+}

@@ -19,6 +19,17 @@ from annotations.models import Role
 from tests.factories import CampaignFactory, MembershipFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
+# Variables settings.py reads: subprocess tests start from an environment without them.
+APP_VARIABLES = (
+    "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "SECRET_KEY", "DJANGO_DEBUG",
+    "DJANGO_HTTPS", "STATIC_MANIFEST", "ALLOWED_HOSTS", "LSF_DATA_DIR", "MEDIA_ROOT",
+    "DJANGO_SETTINGS_MODULE", "CELERY_QUEUE",
+)  # fmt: skip
+
+
+def environment_without_app_settings() -> dict[str, str]:
+    """Return this process's environment less every variable the app's settings read."""
+    return {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
 
 
 @pytest.fixture

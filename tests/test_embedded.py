@@ -1,21 +1,18 @@
 """Smoke run of the embedded default: SQLite, eager tasks, local media, no services at all."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import environment_without_app_settings
+
 ROOT = Path(__file__).resolve().parent.parent
-APP_VARS = (
-    "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "SECRET_KEY", "DJANGO_DEBUG",
-    "DJANGO_HTTPS", "STATIC_MANIFEST", "ALLOWED_HOSTS", "LSF_DATA_DIR", "MEDIA_ROOT", "DJANGO_SETTINGS_MODULE",
-)  # fmt: skip
 CHECK = """
 import django
 django.setup()
 from django.test import Client
 from clips.models import Clip
-c = Client()
+c = Client(HTTP_HOST="localhost")
 assert c.post('/login/', {'username': 'annotator1', 'password': 'demo-password'}).status_code == 302
 page = c.get('/').content.decode()
 assert 'Demo campaign' in page, page
@@ -28,7 +25,7 @@ print('embedded ok', ready)
 
 
 def test_embedded_default_migrates_seeds_the_demo_and_serves_it(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    env = environment_without_app_settings()
     env["LSF_DATA_DIR"] = str(tmp_path / "var")
     env["DJANGO_DEBUG"] = "1"  # what `make run` sets
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import environment_without_app_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json, django; from django.conf import settings; django.setup();"
@@ -18,15 +20,11 @@ PROBE = (
     " 'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS,"
     " 'media': str(settings.MEDIA_ROOT), 'serializer': app.conf.task_serializer}))"
 )
-APP_VARS = (
-    "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "SECRET_KEY", "DJANGO_DEBUG",
-    "DJANGO_HTTPS", "STATIC_MANIFEST", "ALLOWED_HOSTS", "LSF_DATA_DIR", "MEDIA_ROOT", "DJANGO_SETTINGS_MODULE",
-)  # fmt: skip
 
 
 def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """Run Python in a fresh process whose environment holds only ``env`` of the app's variables."""
-    clean = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    clean = environment_without_app_settings()
     clean["LSF_DATA_DIR"] = str(tmp_path / "var")
     clean["DJANGO_SETTINGS_MODULE"] = "labelstudio_ferv.settings"
     clean.update(env)
@@ -83,7 +81,7 @@ def test_a_wildcard_host_is_refused_in_production(tmp_path):
 
 
 def test_check_deploy_reports_nothing_with_production_settings(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    env = environment_without_app_settings()
     env.update(
         DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1/x"),
         SECRET_KEY="a-real-secret-" + "x9Q" * 20,

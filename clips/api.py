@@ -1,0 +1,121 @@
+"""Clip API: upload into a campaign, ingestion progress, retries (campaign admins)."""
+
+from collections import Counter
+from dataclasses import asdict
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.access import access_campaign
+from annotations.models import Role
+from labelstudio_ferv.errors import ValidationError
+
+from . import selectors, services
+from .serializers import (
+    ClipOutput,
+    IngestionOutput,
+    RetryInput,
+    RetryOutput,
+    UploadInput,
+    UploadOutput,
+)
+from .uploads import ClipSizeLimitHandler
+
+ERRORS = {
+    400: OpenApiResponse(description="Malformed request; every input rejected"),
+    401: OpenApiResponse(description="Not logged in"),
+    403: OpenApiResponse(description="Not an admin of this campaign"),
+    404: OpenApiResponse(description="No such campaign (or not a member)"),
+}
+
+
+class ClipUploadView(APIView):
+    """Upload clips into a campaign; each file is accepted or rejected on its own."""
+
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Before the body is parsed: oversized files are dropped as they arrive.
+        request.upload_handlers.insert(0, ClipSizeLimitHandler(request))
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadInput},
+        responses={201: UploadOutput, 200: UploadOutput, **ERRORS},
+        summary="Upload clips",
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign, _ = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN
+        )
+        oversized = list(getattr(request._request, "oversized_uploads", []))
+        files = request.FILES.getlist("files")
+        scenes = request.data.getlist("scene") if hasattr(request.data, "getlist") else []
+        if not files and not oversized:
+            raise ValidationError("files: send one or more clip files in the 'files' field")
+        if not scenes or (len(scenes) != 1 and len(scenes) != len(files) + len(oversized)):
+            raise ValidationError("scene: give one scene for all files, or one per file")
+        scene_for = [scenes[0]] * len(files) if len(scenes) == 1 else scenes
+        lookup = {name: services.scene_lookup(name) for name in set(scene_for)}
+        items = [(f.name, lookup[scene_for[i]], f) for i, f in enumerate(files)]
+        results = services.campaign_ingest(campaign=campaign, items=items)
+        limit_mib = settings.CLIP_MAX_UPLOAD_BYTES / 2**20
+        results += [
+            services.IngestResult(
+                name=name, status="rejected",
+                message=f"{name}: over the {limit_mib:.1f} MiB limit for one clip; not stored",
+            )
+            for name in oversized
+        ]  # fmt: skip
+        counts = Counter(r.status for r in results)
+        body = {key: counts[key] for key in ("created", "existing", "rejected")}
+        body["results"] = [asdict(r) for r in results]
+        if body["rejected"] == len(results):
+            raise ValidationError(
+                "No clip was accepted: " + "; ".join(r.message for r in results[:5]),
+                details=body["results"],
+            )
+        code = status.HTTP_201_CREATED if body["created"] else status.HTTP_200_OK
+        return Response(UploadOutput(body).data, status=code)
+
+
+class IngestionView(APIView):
+    """How a campaign's clips stand: counts by processing status and the latest failures."""
+
+    @extend_schema(responses={200: IngestionOutput, **ERRORS}, summary="Ingestion progress")
+    def get(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        progress = selectors.ingestion_progress(campaign_id=campaign_id)
+        return Response(IngestionOutput(progress).data)
+
+
+class IngestionRetryView(APIView):
+    """Send failed clips back to be processed again."""
+
+    @extend_schema(request=RetryInput, responses={200: RetryOutput, **ERRORS}, summary="Retry")
+    def post(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN)
+        data = RetryInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        clips = selectors.campaign_clips(campaign_id=campaign_id)
+        if "clip_ids" in data.validated_data:
+            clips = clips.filter(pk__in=data.validated_data["clip_ids"])
+        return Response({"retried": services.clips_retry_failed(clips=clips)})
+
+
+class ClipDetailView(APIView):
+    """One clip of a campaign with its processing status and error (reviewers and admins)."""
+
+    @extend_schema(responses={200: ClipOutput, **ERRORS}, summary="Clip status")
+    def get(self, request: Request, campaign_id: int, clip_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        clip = get_object_or_404(
+            selectors.campaign_clips(campaign_id=campaign_id).select_related("scene"), pk=clip_id
+        )
+        return Response(ClipOutput(clip).data)
