@@ -12,6 +12,7 @@ import logging
 import numpy as np
 from django.db import transaction
 from django.db.models import Count
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from labelstudio_ferv.expressions import N_ANSWERS
 
@@ -35,7 +36,7 @@ def consensus_enqueue(*, task_id: int) -> None:
     def send() -> None:
         try:
             update_consensus.delay(task_id)
-        except Exception:  # the broker is down: the vote is stored, the consensus catches up
+        except BrokerUnavailable:  # the vote is stored; the consensus catches up later
             logger.warning("could not enqueue consensus for task %s", task_id, exc_info=True)
 
     transaction.on_commit(send)

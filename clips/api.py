@@ -54,8 +54,8 @@ class ClipUploadView(APIView):
         campaign, _ = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN
         )
+        files = request.FILES.getlist("files")  # parses the body
         oversized = list(getattr(request._request, "oversized_uploads", []))
-        files = request.FILES.getlist("files")
         scenes = request.data.getlist("scene") if hasattr(request.data, "getlist") else []
         if not files and not oversized:
             raise ValidationError("files: send one or more clip files in the 'files' field")

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from labelstudio_ferv.errors import PayloadTooLarge, ValidationError
 
@@ -151,7 +152,7 @@ def clip_enqueue_processing(*, clip_id: int) -> None:
     def send() -> None:
         try:
             process_clip.delay(clip_id)
-        except Exception:
+        except BrokerUnavailable:
             logger.warning("could not enqueue clip %s; it will be requeued", clip_id, exc_info=True)
 
     transaction.on_commit(send)

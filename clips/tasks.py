@@ -15,6 +15,11 @@ def process_clip(self, clip_id: int) -> None:
         services.clip_process(clip_id=clip_id)
     except (media.TransientMediaError, OperationalError) as exc:
         reason = getattr(exc, "reason", None) or str(exc)
+        if self.request.is_eager:
+            # Run in-process (embedded default): never sleep inside a request; an admin
+            # can retry the failed clip.
+            services.clip_mark_failed(clip_id=clip_id, reason=reason)
+            return
         if self.request.retries >= MAX_RETRIES:
             services.clip_mark_failed(
                 clip_id=clip_id, reason=f"gave up after {MAX_RETRIES + 1} attempts: {reason}"

@@ -202,8 +202,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # An unacknowledged message (its worker died) is handed out again after this many seconds.
-    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # A message whose worker died unacknowledged is handed out again after this many seconds;
+    # it must exceed the longest task (time limit) plus the longest retry countdown.
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 1800),
+    # Every worker looks for such messages this often (one cheap Redis query).
+    "unacked_restore_interval": envint("CELERY_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TIMEZONE = "UTC"
 

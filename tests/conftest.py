@@ -102,8 +102,9 @@ def _worker_env() -> dict[str, str]:
 class WorkerProcess:
     """A real ``celery worker`` subprocess bound to this run's queue and test database."""
 
-    def __init__(self, concurrency: int = 1):
+    def __init__(self, concurrency: int = 1, **env: str):
         self.concurrency = concurrency
+        self.extra_env = env
         self.proc: subprocess.Popen | None = None
         self.log = Path(os.environ.get("LSF_DATA_DIR", "/tmp")) / f"worker-{time.time_ns()}.log"
 
@@ -115,7 +116,7 @@ class WorkerProcess:
             "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", f"test-{time.time_ns()}@%h",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=_worker_env(), stdout=self.log.open("wb"),
+            cmd, cwd=ROOT, env={**_worker_env(), **self.extra_env}, stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -160,17 +161,25 @@ def live_db(transactional_db):
 
 
 @pytest.fixture
-def celery_worker(live_db):
-    """Send tasks to Redis and run them on a real worker process against the test database."""
+def real_broker(live_db):
+    """Send tasks to Redis instead of running them in-process; start workers with WorkerProcess."""
     from labelstudio_ferv.celery import app
 
     app.conf.task_always_eager = False
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def celery_worker(real_broker):
+    """A real worker process taking this run's tasks from Redis, against the test database."""
     worker = WorkerProcess().start()
     try:
         yield worker
     finally:
         worker.stop()
-        app.conf.task_always_eager = True
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
