@@ -3,10 +3,13 @@
 This module deliberately does not import Django: Celery workers, management commands, demo-data
 scripts and benchmarks all use it, and it must stay testable without settings or a database.
 
-Every ffmpeg start costs tens of milliseconds (Debian's build links ~200 shared libraries), which
-is more than encoding a whole 224x224 clip, so the code below keeps process launches to a
-minimum: one probe for video files, none for frame folders, and a single ffmpeg run that writes
-both the MP4 and the poster.
+Every ffmpeg or ffprobe start costs tens of milliseconds of CPU (Debian's build links ~200
+shared libraries), about as much as encoding a whole 224x224 clip, so the code keeps launches to
+a minimum: MP4/MOV headers and frame folders are read in Python, other containers get one
+ffprobe, and a single ffmpeg run writes both the MP4 and the poster.
+
+Input files that cannot be opened at all raise OSError as usual; everything ffmpeg-related is a
+MediaError.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import ffmpeg
 
@@ -67,6 +70,8 @@ class TransientMediaError(MediaError):
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """Describe a clip: length, frame rate, frame count, size (as displayed) and codec name."""
+
     duration_s: float
     fps: float
     frame_count: int
@@ -222,7 +227,7 @@ def _run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
         raise TransientMediaError(f"{tool} was stopped by signal {name}")
     if proc.returncode == 255:  # ffmpeg's exit code after catching SIGINT/SIGTERM
         raise TransientMediaError(f"{tool} was interrupted by a signal")
-    if any(text in proc.stderr for text in _TRANSIENT_TEXTS):
+    if proc.returncode != 0 and any(text in proc.stderr for text in _TRANSIENT_TEXTS):
         raise TransientMediaError(f"{tool} failed: {_reason(proc.stderr)}")
     return proc
 
@@ -230,16 +235,16 @@ def _run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
 # --------------------------------------------------------------------------- probing
 
 
-def _int(value: object) -> int | None:
+def _int(value: Any) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return None
 
 
-def _float(value: object) -> float | None:
+def _float(value: Any) -> float | None:
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
@@ -257,11 +262,13 @@ def _rate(value: object) -> Fraction | None:
 def _image_size(path: Path, kind: str) -> tuple[int, int]:
     with path.open("rb") as fh:
         data = fh.read(1 << 20)  # headers (EXIF included) sit well inside the first MiB
-    if kind == "png" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    i = 2
-    while kind == "jpeg" and i + 9 <= len(data) and data[i] == 0xFF:
+    if kind == "png":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return width, height
+        raise CorruptMediaError(f"frame {path.name} is not a readable PNG image")
+    i = 2  # walk the JPEG marker segments up to the start-of-frame header
+    while i + 9 <= len(data) and data[i] == 0xFF:
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -272,7 +279,7 @@ def _image_size(path: Path, kind: str) -> tuple[int, int]:
             return width, height
         else:
             i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    raise CorruptMediaError(f"frame {path.name} is not a readable {kind.upper()} image")
+    raise CorruptMediaError(f"frame {path.name} is not a readable JPEG image")
 
 
 def _probe_frames(frames: list[tuple[Path, str]], frames_fps: float) -> ProbeResult:
@@ -347,7 +354,7 @@ def _read_moov(path: Path) -> bytes | None:
     """Return the moov payload of a complete, unfragmented MP4/MOV, else None."""
     with path.open("rb") as fh:
         file_size = os.fstat(fh.fileno()).st_size
-        position, moov = 0, None
+        position, moov, has_media = 0, None, False
         while position < file_size:  # hop over top-level boxes without reading mdat
             fh.seek(position)
             header = fh.read(16)
@@ -364,8 +371,10 @@ def _read_moov(path: Path) -> bytes | None:
             if kind == b"moov":
                 fh.seek(start)
                 moov = fh.read(position + size - start)
+            has_media = has_media or kind == b"mdat"
             position += size
-    return moov
+    # A file cut right after its moov has no mdat: let ffprobe find the frames missing.
+    return moov if has_media else None
 
 
 def _probe_mp4(path: Path) -> tuple[ProbeResult, Fraction] | None:
@@ -428,6 +437,13 @@ def _mp4_track(moov: bytes, boxes: dict[bytes, int]) -> tuple[ProbeResult, Fract
 
 def _probe_video(path: Path, timeout_s: float) -> tuple[ProbeResult, Fraction]:
     """Probe a video file; return the result and the pixel aspect ratio."""
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        # ffmpeg reads a cut AVI without complaint; its RIFF header says how long it should be.
+        missing = int.from_bytes(head[4:8], "little") + 8 - path.stat().st_size
+        if missing > 0:
+            raise CorruptMediaError(f"the file is truncated: {missing} bytes are missing")
     fast = _probe_mp4(path)
     if fast is not None:
         return fast
@@ -447,9 +463,15 @@ def _probe_video(path: Path, timeout_s: float) -> tuple[ProbeResult, Fraction]:
         raise CorruptMediaError("not a video file: it contains no video stream")
     stream = data["streams"][0]
     packets, declared = _int(stream.get("nb_read_packets")), _int(stream.get("nb_frames"))
-    if "partial file" in proc.stderr or (declared and packets is not None and packets < declared):
-        found = f"only {packets} of {declared} frames are present" if declared else "it ends early"
-        raise CorruptMediaError(f"the file is truncated: {found}")
+    # In MP4/MOV every sample the header lists is a packet, so fewer packets means a cut file.
+    # (AVI lists dropped frames that have no packet, so the rule does not hold there.)
+    mov = "mov" in data.get("format", {}).get("format_name", "")
+    if mov and declared and packets is not None and packets < declared:
+        raise CorruptMediaError(
+            f"the file is truncated: only {packets} of {declared} frames remain"
+        )
+    if "partial file" in proc.stderr:
+        raise CorruptMediaError("the file is truncated: it ends early")
     # Phone videos store their orientation as a tag (old ffmpeg) or a display matrix (new).
     rotation = _int(stream.get("tags", {}).get("rotate")) or 0
     for side_data in stream.get("side_data_list", []):
@@ -717,20 +739,19 @@ def file_sha256(source: StrPath | BinaryIO) -> str:
     A seekable file object is hashed from its start and left at the position it had.
     """
     digest = hashlib.sha256()
-    if not hasattr(source, "read"):
-        with open(source, "rb") as fh:  # type: ignore[arg-type]
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
             _feed(digest.update, fh)
         return digest.hexdigest()
-    fh = source  # type: ignore[assignment]
-    seekable = bool(getattr(fh, "seekable", lambda: False)())
-    position = fh.tell() if seekable else 0
+    seekable = bool(getattr(source, "seekable", lambda: False)())
+    position = source.tell() if seekable else 0
     if seekable:
-        fh.seek(0)
+        source.seek(0)
     try:
-        _feed(digest.update, fh)
+        _feed(digest.update, source)
     finally:
         if seekable:
-            fh.seek(position)
+            source.seek(position)
     return digest.hexdigest()
 
 
