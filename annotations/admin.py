@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from .models import Assignment, Campaign, Membership, Task, Vote
+from .models import (
+    Assignment,
+    Campaign,
+    CampaignStatistics,
+    GoldBatch,
+    Membership,
+    Task,
+    Vote,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -42,3 +50,20 @@ class VoteAdmin(admin.ModelAdmin):
     list_display = ["id", "campaign", "task", "annotator", "answer", "is_valid", "created_at"]
     list_filter = ["answer", "is_valid", "campaign"]
     raw_id_fields = ["task", "annotator", "assignment"]
+
+
+@admin.register(GoldBatch)
+class GoldBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "campaign", "annotator", "number", "gold_correct", "gold_total", "verdict",
+        "review", "reviewed_by", "created_at",
+    ]  # fmt: skip
+    list_filter = ["verdict", "review", "campaign"]
+    raw_id_fields = ["annotator", "reviewed_by"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(CampaignStatistics)
+class CampaignStatisticsAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "computed_at", "duration_ms"]
+    readonly_fields = ["campaign", "data", "computed_at", "duration_ms"]

@@ -82,6 +82,10 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    # Clips handed to this member, and how many of them were gold: the claim keeps gold near
+    # the campaign's share of each stream with these (see ASSIGNMENT.md).
+    served = models.PositiveIntegerField(default=0)
+    gold_served = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,6 +95,16 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role} in {self.campaign}"
+
+    def gold_due(self, *, share: float, draw: float) -> bool:
+        """Return whether this member's next clip should be gold, given a uniform ``draw``.
+
+        The chance is the gold this member is owed after one more clip (``share * (served + 1)``
+        minus the gold already served): near ``share`` in a steady stream, certain once a whole
+        clip's worth is owed, nil while ahead. Gold stays close to its share in every stretch of
+        the stream, at positions an annotator cannot predict.
+        """
+        return draw < share * (self.served + 1) - self.gold_served
 
 
 class ConsensusStatus(models.TextChoices):
@@ -110,6 +124,8 @@ class Task(models.Model):
 
     ``counts`` holds the valid votes per answer, indexed like ``Answer`` (PASS last);
     ``vote_count`` is their sum and ``votes_needed`` the number the clip currently asks for.
+    ``lease_count`` is the number of open assignments holding one of the clip's slots; the claim
+    hands out a slot only while ``vote_count + lease_count < votes_needed`` (see ASSIGNMENT.md).
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
@@ -118,12 +134,19 @@ class Task(models.Model):
     gold_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
     votes_needed = models.PositiveSmallIntegerField(default=3)
     vote_count = models.PositiveSmallIntegerField(default=0)
+    lease_count = models.PositiveSmallIntegerField(default=0)
     counts = models.JSONField(default=empty_counts)
     status = models.CharField(
         max_length=16, choices=ConsensusStatus.choices, default=ConsensusStatus.COLLECTING
     )
     label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
     agreement = models.FloatField(default=0.0)
+    # Set in the transaction of every vote, cleared by the consensus update: a vote whose
+    # message never reached a worker is still found and counted (consensus_sweep).
+    consensus_stale = models.BooleanField(default=False)
+    # The Dawid-Skene view of the clip, computed for every campaign by the recompute.
+    ds_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
+    ds_confidence = models.FloatField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -148,19 +171,41 @@ class Task(models.Model):
                 name="task_final_has_label",
             ),
         ]
-        indexes = [models.Index(fields=["campaign", "status"], name="task_campaign_status")]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="task_campaign_status"),
+            # The claim's queue: exactly the tasks with a free slot, fullest first. A task
+            # leaves it in the transaction that fills its last slot, so the claim never walks
+            # over finished tasks waiting for their consensus.
+            models.Index(
+                "campaign",
+                models.F("vote_count").desc(),
+                "id",
+                condition=Q(status="collecting", is_gold=False)
+                & Q(vote_count__lt=F("votes_needed") - F("lease_count")),
+                name="task_open",
+            ),
+            models.Index(fields=["campaign", "id"], condition=Q(is_gold=True), name="task_gold"),
+            models.Index(
+                fields=["updated_at"], condition=Q(consensus_stale=True), name="task_stale"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} (clip {self.clip_id} in campaign {self.campaign_id})"
 
 
 class Assignment(models.Model):
-    """A lease on a task for one annotator, until ``expires_at``."""
+    """A lease on a task for one annotator, until ``expires_at``.
+
+    An active assignment past ``expires_at`` still holds its slot until a claim in the campaign
+    marks it expired; its annotator may still answer it (the vote is kept).
+    """
 
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
         ANSWERED = "answered", "Answered"
         SKIPPED = "skipped", "Skipped"
+        EXPIRED = "expired", "Expired"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
@@ -168,6 +213,9 @@ class Assignment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    # Whether this lease counts in its task's lease_count (gold clips have no slots); recorded at
+    # claim time so that a task turned gold meanwhile still gives its slot back.
+    holds_slot = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -182,7 +230,18 @@ class Assignment(models.Model):
             ),
             models.UniqueConstraint(fields=["task", "annotator"], name="assignment_task_once"),
         ]
-        indexes = [models.Index(fields=["task", "expires_at"], name="assignment_task_live")]
+        indexes = [
+            models.Index(fields=["task", "expires_at"], name="assignment_task_live"),
+            # Finds the leases of a campaign that ran out, for the claim to free their slots.
+            models.Index(
+                fields=["campaign", "expires_at"],
+                condition=Q(state="active"),
+                name="assignment_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.state}) of task {self.task_id}"
 
 
 class Vote(models.Model):
@@ -200,6 +259,13 @@ class Vote(models.Model):
     time_ms = models.PositiveIntegerField(null=True, blank=True)
     # Votes of a batch that failed its gold checks stop counting; they are marked, never deleted.
     is_valid = models.BooleanField(default=True)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    invalidated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        "GoldBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="votes"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -214,3 +280,74 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"vote {self.pk}: {Answer(self.answer).key}"
+
+
+class GoldBatch(models.Model):
+    """A run of one annotator's answers, scored on the gold clips in it (see batches.py)."""
+
+    class Verdict(models.TextChoices):
+        ACCEPT = "accept", "Accept"
+        IMPROPER = "improper", "Improper"
+        UNACCEPTABLE = "unacceptable", "Unacceptable"
+
+    class Review(models.TextChoices):
+        NONE = "", "Not needed"
+        PENDING = "pending", "Waiting for a reviewer"
+        ACCEPTED = "accepted", "Accepted by a reviewer"
+        REJECTED = "rejected", "Rejected by a reviewer"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="gold_batches"
+    )
+    number = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    gold_total = models.PositiveIntegerField()
+    gold_correct = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    review = models.CharField(max_length=16, choices=Review.choices, blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "annotator", "number"], name="batch_number_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_correct__lte=F("gold_total")), name="batch_gold_correct"
+            ),
+            models.CheckConstraint(
+                condition=~Q(verdict="improper") | ~Q(review=""), name="batch_improper_reviewed"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "created_at"],
+                condition=Q(review="pending"),
+                name="batch_review_queue",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.number} of {self.annotator} ({self.verdict})"
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_total if self.gold_total else None
+
+
+class CampaignStatistics(models.Model):
+    """The latest agreement statistics of a campaign, as computed by a worker."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="statistics")
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "campaign statistics"

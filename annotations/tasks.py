@@ -2,10 +2,50 @@
 
 from celery import shared_task
 
-from . import consensus
+from . import consensus, statistics
+from .models import Campaign, CampaignStatistics, Vote
 
 
 @shared_task(name="annotations.update_consensus", acks_late=True)
 def update_consensus(task_id: int) -> None:
     """Recompute one task's consensus (idempotent; safe to run twice or out of order)."""
     consensus.consensus_update(task_id=task_id)
+
+
+@shared_task(name="annotations.sweep_consensus")
+def sweep_consensus() -> int:
+    """Catch up tasks whose per-vote consensus message never ran (run by beat)."""
+    return consensus.consensus_sweep()
+
+
+@shared_task(name="annotations.recompute_campaign", acks_late=True, time_limit=1800)
+def recompute_campaign(campaign_id: int) -> int:
+    """Recompute every task's consensus of a campaign, then its statistics."""
+    if not Campaign.objects.filter(pk=campaign_id).exists():
+        return 0
+    changed = consensus.campaign_recompute(campaign_id=campaign_id)
+    statistics.statistics_refresh(campaign_id=campaign_id)
+    return changed
+
+
+@shared_task(name="annotations.refresh_statistics", acks_late=True)
+def refresh_statistics(campaign_id: int) -> None:
+    """Recompute and store one campaign's agreement statistics."""
+    if Campaign.objects.filter(pk=campaign_id).exists():
+        statistics.statistics_refresh(campaign_id=campaign_id)
+
+
+@shared_task(name="annotations.refresh_active_statistics")
+def refresh_active_statistics() -> int:
+    """Refresh the statistics of campaigns that got votes since their last computation (beat)."""
+    stamps = dict(CampaignStatistics.objects.values_list("campaign_id", "computed_at"))
+    count = 0
+    for campaign_id in Campaign.objects.values_list("pk", flat=True):
+        since = stamps.get(campaign_id)
+        votes = Vote.objects.filter(campaign_id=campaign_id)
+        if since is not None:
+            votes = votes.filter(updated_at__gt=since)
+        if votes.exists():
+            refresh_statistics.delay(campaign_id)
+            count += 1
+    return count

@@ -222,4 +222,9 @@ LOGGING = {
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-clips": {"task": "clips.requeue_stale_clips", "schedule": 300.0},
+    "sweep-consensus": {
+        "task": "annotations.sweep_consensus",
+        "schedule": float(envint("CONSENSUS_SWEEP_SECONDS", 15)),
+    },
+    "refresh-statistics": {"task": "annotations.refresh_active_statistics", "schedule": 600.0},
 }

@@ -1,0 +1,100 @@
+"""Load a campaign's tasks and votes as numpy arrays, for recomputes and statistics.
+
+Loading goes through one raw query per table: building 430,000 model instances for a
+FERV39k-scale campaign would take longer than all the arithmetic done on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection
+
+from labelstudio_ferv.expressions import N_ANSWERS
+
+STATUS_CODES = {"collecting": 0, "trusted": 1, "disputed": 2, "discarded": 3, "adjudicated": 4}
+
+
+@dataclass
+class CampaignArrays:
+    """A campaign's tasks (one row each, sorted by id) and its valid votes (one row each)."""
+
+    task_id: np.ndarray
+    status: np.ndarray  # STATUS_CODES
+    is_gold: np.ndarray
+    gold_label: np.ndarray  # -1 when not gold
+    label: np.ndarray  # -1 when none
+    votes_needed: np.ndarray
+    scene_id: np.ndarray
+    scenario_id: np.ndarray
+    vote_task: np.ndarray  # index into the task arrays
+    vote_annotator: np.ndarray  # user id
+    vote_answer: np.ndarray
+    vote_time_ms: np.ndarray  # -1 when unknown
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_id)
+
+    def counts(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Return tasks x answers vote counts (of the votes selected by ``mask``)."""
+        task, answer = self.vote_task, self.vote_answer
+        if mask is not None:
+            task, answer = task[mask], answer[mask]
+        flat = np.bincount(task * N_ANSWERS + answer, minlength=self.n_tasks * N_ANSWERS)
+        return flat.reshape(self.n_tasks, N_ANSWERS)
+
+
+def _fetch(sql: str, params: list, columns: int) -> np.ndarray:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return np.zeros((0, columns), dtype=np.int64)
+    return np.array(rows, dtype=np.int64)
+
+
+def load_campaign(*, campaign_id: int) -> CampaignArrays:
+    """Return the campaign's tasks and valid votes as arrays."""
+    tasks = _fetch(
+        """
+        SELECT t.id,
+               CASE t.status WHEN 'collecting' THEN 0 WHEN 'trusted' THEN 1
+                    WHEN 'disputed' THEN 2 WHEN 'discarded' THEN 3 ELSE 4 END,
+               CASE WHEN t.is_gold THEN 1 ELSE 0 END,
+               COALESCE(t.gold_label, -1), COALESCE(t.label, -1), t.votes_needed,
+               c.scene_id, s.scenario_id
+        FROM annotations_task t
+        JOIN clips_clip c ON c.id = t.clip_id
+        JOIN clips_scene s ON s.id = c.scene_id
+        WHERE t.campaign_id = %s
+        ORDER BY t.id
+        """,
+        [campaign_id],
+        8,
+    )
+    votes = _fetch(
+        """
+        SELECT task_id, annotator_id, answer, COALESCE(time_ms, -1)
+        FROM annotations_vote
+        WHERE campaign_id = %s AND is_valid
+        """,
+        [campaign_id],
+        4,
+    )
+    task_id = tasks[:, 0]
+    return CampaignArrays(
+        task_id=task_id,
+        status=tasks[:, 1],
+        is_gold=tasks[:, 2].astype(bool),
+        gold_label=tasks[:, 3],
+        label=tasks[:, 4],
+        votes_needed=tasks[:, 5],
+        scene_id=tasks[:, 6],
+        scenario_id=tasks[:, 7],
+        vote_task=np.searchsorted(task_id, votes[:, 0]),
+        vote_annotator=votes[:, 1],
+        vote_answer=votes[:, 2],
+        vote_time_ms=votes[:, 3],
+    )

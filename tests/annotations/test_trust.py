@@ -1,0 +1,245 @@
+"""The trust rule, gold batches and the bulk recompute, on small hand-made campaigns."""
+
+import random
+
+import pytest
+
+from annotations import consensus
+from annotations.batches import batch_review, batches_close
+from annotations.models import ConsensusStatus, GoldBatch, Role, Task, Vote
+from labelstudio_ferv.errors import Conflict
+from labelstudio_ferv.expressions import Answer
+from tests.factories import CampaignFactory, MembershipFactory, TaskFactory, UserFactory
+
+H, S, N, P, F, SU = (
+    Answer.HAPPY,
+    Answer.SAD,
+    Answer.NEUTRAL,
+    Answer.PASS,
+    Answer.FEAR,
+    Answer.SURPRISE,
+)
+
+
+def voters(campaign, n):
+    users = [UserFactory() for _ in range(n)]
+    for user in users:
+        MembershipFactory(campaign=campaign, user=user, role=Role.ANNOTATOR)
+    return users
+
+
+def vote_all(task, answers, users):
+    for user, answer in zip(users, answers, strict=False):
+        Vote.objects.create(task=task, campaign=task.campaign, annotator=user, answer=answer)
+    return consensus.consensus_update(task_id=task.pk)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("answers", "status", "label", "needed", "share"),
+    [
+        ([H, H, S], ConsensusStatus.TRUSTED, H, 3, 2 / 3),
+        ([H, H, H], ConsensusStatus.TRUSTED, H, 3, 1.0),
+        ([H, H, P], ConsensusStatus.TRUSTED, H, 3, 2 / 3),
+        ([P, P, H], ConsensusStatus.DISCARDED, None, 3, 2 / 3),
+        ([H, S, N], ConsensusStatus.COLLECTING, None, 4, 1 / 3),  # asks for one more vote
+        ([H, S], ConsensusStatus.COLLECTING, None, 3, 1 / 2),  # not enough votes yet
+        ([H, S, N, H], ConsensusStatus.COLLECTING, None, 5, 1 / 2),
+        ([H, S, N, H, H], ConsensusStatus.TRUSTED, H, 3, 3 / 5),  # the fifth vote settles it
+        ([F, SU, F, SU, N], ConsensusStatus.DISPUTED, None, 3, 2 / 5),  # undecided at the cap
+    ],
+)
+def test_each_branch_of_the_trust_rule(answers, status, label, needed, share):
+    campaign = CampaignFactory(min_agreement=0.6)
+    task = TaskFactory(campaign=campaign)
+    task = vote_all(task, answers, voters(campaign, len(answers)))
+    assert (task.status, task.label, task.votes_needed) == (status, label, needed)
+    assert task.agreement == pytest.approx(share)
+    assert task.vote_count == len(answers) and sum(task.counts) == len(answers)
+    assert Task.objects.get(pk=task.pk).consensus_stale is False
+
+
+@pytest.mark.django_db
+def test_the_default_minimum_agreement_is_two_thirds():
+    campaign = CampaignFactory()  # min_agreement 2/3
+    task = vote_all(TaskFactory(campaign=campaign), [H, S, N, H, H], voters(campaign, 5))
+    assert (task.status, task.label) == (ConsensusStatus.DISPUTED, None)  # 3/5 < 2/3
+
+
+@pytest.mark.django_db
+def test_a_reviewers_decision_and_a_gold_reference_are_kept():
+    campaign = CampaignFactory()
+    users = voters(campaign, 3)
+    decided = TaskFactory(campaign=campaign, status=ConsensusStatus.ADJUDICATED, label=S)
+    gold = TaskFactory(campaign=campaign, is_gold=True, gold_label=F)
+    decided = vote_all(decided, [H, H, H], users)
+    gold = vote_all(gold, [H, H, H], users)
+    assert (decided.status, decided.label, decided.counts[H]) == ("adjudicated", S, 3)
+    assert (gold.status, gold.label, gold.gold_label) == ("collecting", None, F)
+
+
+@pytest.mark.django_db
+def test_the_update_is_idempotent_and_a_stale_mark_is_swept():
+    campaign = CampaignFactory()
+    task = TaskFactory(campaign=campaign)
+    task = vote_all(task, [H, H, S], voters(campaign, 3))
+    again = consensus.consensus_update(task_id=task.pk)
+    assert (again.status, again.counts, again.vote_count) == (task.status, task.counts, 3)
+    # A vote whose message was lost: marked stale in its transaction, never processed.
+    Task.objects.filter(pk=task.pk).update(counts=[0] * 8, vote_count=0, consensus_stale=True)
+    assert consensus.consensus_sweep(older_than_s=0) == 1
+    swept = Task.objects.get(pk=task.pk)
+    assert (swept.counts[H], swept.vote_count, swept.consensus_stale) == (2, 3, False)
+    assert consensus.consensus_update(task_id=10**9) is None  # a task gone is not an error
+
+
+def batch_campaign(size=10, gold_every=2):
+    """A campaign whose gold clips come every ``gold_every`` clips (answered in that order)."""
+    campaign = CampaignFactory(batch_size=size, votes_per_clip=3)
+    tasks = [
+        TaskFactory(
+            campaign=campaign,
+            is_gold=i % gold_every == 0,
+            gold_label=H if i % gold_every == 0 else None,
+        )
+        for i in range(size)
+    ]
+    return campaign, tasks
+
+
+def answer_batch(campaign, tasks, user, gold_right):
+    """Answer every task; the first ``gold_right`` gold clips right, the others wrong."""
+    right = 0
+    for task in tasks:
+        answer = H
+        if task.is_gold:
+            answer = H if right < gold_right else S
+            right += 1
+        Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
+    return batches_close(campaign_id=campaign.pk, annotator_id=user.pk)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("gold_right", "verdict", "review", "valid"),
+    [
+        (5, "accept", "", True),  # 100 %
+        (4, "accept", "", True),  # 80 % is still Accept
+        (3, "improper", "pending", True),  # 60 %: a reviewer decides
+        (2, "improper", "pending", True),  # 40 % is still Improper
+        (1, "unacceptable", "", False),  # 20 %: the votes stop counting
+    ],
+)
+def test_batches_are_scored_on_their_gold_clips(gold_right, verdict, review, valid):
+    campaign, tasks = batch_campaign()
+    (alice,) = voters(campaign, 1)
+    (batch,) = answer_batch(campaign, tasks, alice, gold_right)
+    assert (batch.gold_total, batch.gold_correct, batch.size) == (5, gold_right, 10)
+    assert (batch.verdict, batch.review) == (verdict, review)
+    votes = Vote.objects.filter(annotator=alice)
+    assert {v.is_valid for v in votes} == {valid}
+    assert all(v.batch_id == batch.pk for v in votes)
+    if not valid:
+        assert all(v.invalidated_at is not None and v.invalidated_by is None for v in votes)
+
+
+@pytest.mark.django_db
+def test_an_unacceptable_batch_reopens_the_clips_it_touched(django_capture_on_commit_callbacks):
+    campaign, tasks = batch_campaign()
+    careful = voters(campaign, 2)
+    plain = [t for t in tasks if not t.is_gold]
+    for task in plain:
+        for user in careful:
+            Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=H)
+    (spammer,) = voters(campaign, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer_batch(campaign, tasks, spammer, gold_right=0)
+    for task in plain:
+        task.refresh_from_db()
+        # The spammer's vote no longer counts: 2 votes, the clip asks for a third again.
+        assert (task.vote_count, task.status, task.votes_needed) == (2, "collecting", 3)
+    assert Vote.objects.filter(annotator=spammer, is_valid=True).count() == 0
+    assert Vote.objects.filter(annotator=spammer).count() == 10  # marked, never deleted
+
+
+@pytest.mark.django_db
+def test_a_reviewer_rejects_or_accepts_an_improper_batch_once(
+    rita, django_capture_on_commit_callbacks
+):
+    campaign, tasks = batch_campaign()
+    (alice, bob) = voters(campaign, 2)
+    (first,) = answer_batch(campaign, tasks, alice, gold_right=3)
+    (second,) = answer_batch(campaign, tasks, bob, gold_right=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        rejected = batch_review(batch_id=first.pk, reviewer=rita, accept=False, note="sloppy")
+    assert (rejected.review, rejected.reviewed_by, rejected.review_note) == (
+        "rejected",
+        rita,
+        "sloppy",
+    )
+    assert not Vote.objects.filter(annotator=alice, is_valid=True).exists()
+    assert set(Vote.objects.filter(annotator=alice).values_list("invalidated_by", flat=True)) == {
+        rita.pk
+    }
+    accepted = batch_review(batch_id=second.pk, reviewer=rita, accept=True)
+    assert accepted.review == "accepted"
+    assert Vote.objects.filter(annotator=bob, is_valid=True).count() == 10
+    with pytest.raises(Conflict, match="already rejected"):
+        batch_review(batch_id=first.pk, reviewer=rita, accept=True)
+    assert GoldBatch.objects.get(pk=first.pk).review == "rejected"
+
+
+@pytest.mark.django_db
+def test_only_full_batches_close_and_numbers_follow_each_other():
+    campaign, tasks = batch_campaign(size=4)
+    (alice,) = voters(campaign, 1)
+    for task in tasks[:3]:
+        Vote.objects.create(task=task, campaign=campaign, annotator=alice, answer=H)
+    assert batches_close(campaign_id=campaign.pk, annotator_id=alice.pk) == []
+    extra = [TaskFactory(campaign=campaign) for _ in range(5)]
+    for task in [tasks[3], *extra]:
+        Vote.objects.create(task=task, campaign=campaign, annotator=alice, answer=H)
+    closed = batches_close(campaign_id=campaign.pk, annotator_id=alice.pk)
+    assert [b.number for b in closed] == [1, 2]
+    assert Vote.objects.filter(annotator=alice, batch__isnull=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_bulk_recompute_matches_the_incremental_path_on_a_random_campaign():
+    rng = random.Random(11)
+    campaign = CampaignFactory(votes_per_clip=3, max_votes=5)
+    users = voters(campaign, 7)
+    tasks = [TaskFactory(campaign=campaign) for _ in range(120)]
+    tasks[0].status, tasks[0].label = ConsensusStatus.ADJUDICATED, S
+    tasks[0].save()
+    for task in tasks:
+        n = rng.choice([0, 1, 2, 3, 3, 3, 4, 5])
+        for user in rng.sample(users, n):
+            answer = rng.choice([H, H, H, S, N, P])
+            Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
+    some = Vote.objects.order_by("?")[:15]
+    Vote.objects.filter(pk__in=[v.pk for v in some]).update(is_valid=False)
+    incremental = {}
+    for task in tasks:
+        t = consensus.consensus_update(task_id=task.pk)
+        incremental[t.pk] = (
+            t.status,
+            t.label,
+            t.counts,
+            t.vote_count,
+            t.votes_needed,
+            round(t.agreement, 9),
+        )
+    Task.objects.filter(campaign=campaign).update(
+        status="collecting", label=None, counts=[0] * 8, vote_count=0, votes_needed=3, agreement=0
+    )
+    Task.objects.filter(pk=tasks[0].pk).update(status="adjudicated", label=S)
+    changed = consensus.campaign_recompute(campaign_id=campaign.pk)
+    assert changed > 0
+    bulk = {
+        t.pk: (t.status, t.label, t.counts, t.vote_count, t.votes_needed, round(t.agreement, 9))
+        for t in Task.objects.filter(campaign=campaign)
+    }
+    assert bulk == incremental
+    assert {s for s, *_ in bulk.values()} >= {"trusted", "collecting", "adjudicated"}
+    assert consensus.campaign_recompute(campaign_id=campaign.pk) == 0  # nothing left to change
