@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -102,8 +105,9 @@ def _worker_env() -> dict[str, str]:
 class WorkerProcess:
     """A real ``celery worker`` subprocess bound to this run's queue and test database."""
 
-    def __init__(self, concurrency: int = 1, **env: str):
+    def __init__(self, concurrency: int = 1, args: tuple[str, ...] = (), **env: str):
         self.concurrency = concurrency
+        self.args = args
         self.extra_env = env
         self.proc: subprocess.Popen | None = None
         self.log = Path(os.environ.get("LSF_DATA_DIR", "/tmp")) / f"worker-{time.time_ns()}.log"
@@ -114,6 +118,7 @@ class WorkerProcess:
             "-l", "info", "-P", "prefork", "-c", str(self.concurrency),
             "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", f"test-{time.time_ns()}@%h",
+            *self.args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env={**_worker_env(), **self.extra_env}, stdout=self.log.open("wb"),
@@ -182,6 +187,92 @@ def celery_worker(real_broker):
         worker.stop()
 
 
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """The app under gunicorn on loopback, against the test database; it can be stopped and
+    started again on the same port (for tests of what browsers and clients do meanwhile)."""
+
+    def __init__(self, port: int | None = None, workers: int = 2, **env: str):
+        self.port = port or free_port()
+        self.workers = workers
+        self.extra_env = env
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(os.environ.get("LSF_DATA_DIR", "/tmp")) / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        env = {**_worker_env(), "ALLOWED_HOSTS": "127.0.0.1,localhost", **self.extra_env}
+        cmd = [
+            sys.executable, "-m", "gunicorn", "labelstudio_ferv.wsgi", "-b",
+            f"127.0.0.1:{self.port}", "-w", str(self.workers), "--threads", "4",
+            "-k", "gthread", "--graceful-timeout", "2",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health/", timeout=2) as r:  # noqa: S310
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+class RedisProcess:
+    """A private redis-server on its own port, to test the app while its broker is down."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -191,3 +282,9 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def fast_password_hasher(settings):
+    """Hash passwords with a cheap hasher: tests that create many accounts stay fast."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,66 @@
+"""Agreement statistics and recomputes for reviewers and admins."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .access import access_campaign
+from .models import CampaignStatistics, Role
+from .tasks import recompute_campaign, refresh_statistics
+
+ERRORS = {
+    401: OpenApiResponse(description="Not logged in"),
+    403: OpenApiResponse(description="The role is too low for this"),
+    404: OpenApiResponse(description="No such campaign (or not a member)"),
+}
+
+StatisticsOutput = inline_serializer(
+    "CampaignStatisticsOut",
+    {
+        "computed_at": serializers.DateTimeField(allow_null=True),
+        "duration_ms": serializers.IntegerField(allow_null=True),
+        "data": serializers.DictField(
+            allow_null=True,
+            help_text="alpha, fleiss_kappa, per_scenario, per_scene, per_class, confusion "
+            "(final label x answer), annotators (votes, agreement, gold accuracy, PASS rate, "
+            "median time).",
+        ),
+    },
+)
+QueuedOutput = inline_serializer("Queued", {"queued": serializers.BooleanField()})
+
+
+class StatisticsView(APIView):
+    """The campaign's latest stored agreement statistics (null until first computed)."""
+
+    @extend_schema(responses={200: StatisticsOutput, **ERRORS}, summary="Agreement statistics")
+    def get(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        stats = CampaignStatistics.objects.filter(campaign_id=campaign_id).first()
+        if stats is None:
+            return Response({"computed_at": None, "duration_ms": None, "data": None})
+        return Response(
+            {"computed_at": stats.computed_at, "duration_ms": stats.duration_ms, "data": stats.data}
+        )
+
+
+class StatisticsRefreshView(APIView):
+    """Have a worker recompute the campaign's statistics now."""
+
+    @extend_schema(request=None, responses={202: QueuedOutput, **ERRORS}, summary="Refresh")
+    def post(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        refresh_statistics.delay(campaign_id)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class RecomputeView(APIView):
+    """Have a worker recompute every clip's consensus of the campaign, then its statistics."""
+
+    @extend_schema(request=None, responses={202: QueuedOutput, **ERRORS}, summary="Recompute")
+    def post(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN)
+        recompute_campaign.delay(campaign_id)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
