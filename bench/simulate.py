@@ -1,0 +1,424 @@
+"""Simulation benchmark of trusted labels (make bench-trust).
+
+Part A, quality: a campaign of --clips clips whose true labels follow the real FERV39k class
+balance per scene (shared/data/ferv39k_scene_class_counts.csv), 5% of them gold, and 30
+simulated annotators (good ones with realistic confusions, careless ones, spammers) who label it
+through the real HTTP API under gunicorn, with a real Celery worker keeping the consensus. It
+then compares, on the same votes: the campaign's default rule (as the workers left it), Dawid-
+Skene, and a fixed 3 votes with plain majority; and counts the careless annotators the gold
+batches caught.
+
+Part B, speed: a FERV39k-scale campaign (86,000 clips, 5 votes each) is bulk-loaded, then the
+full consensus recompute and the per-scene alpha are timed.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import io
+import json
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, Worker, setup_django
+
+COUNTS_CSV = ROOT.parent / "shared" / "data" / "ferv39k_scene_class_counts.csv"
+CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+KEYS = [c.lower() for c in CLASSES] + ["pass"]
+# Pairs people confuse on faces (index pairs into CLASSES).
+CONFUSED = {2: 6, 6: 2, 1: 0, 0: 1, 5: 4, 4: 5}
+
+
+def cell_weights() -> list[tuple[str, int, int]]:
+    """Return (scene folder, class index, clip count) for every scene x class cell."""
+    cells: dict[tuple[str, int], int] = {}
+    if COUNTS_CSV.exists():
+        with COUNTS_CSV.open() as handle:
+            for row in csv.DictReader(handle):
+                for i, name in enumerate(CLASSES):
+                    key = (row["scene"], i)
+                    cells[key] = cells.get(key, 0) + int(row[name])
+    else:  # without the shared data: uniform over a few scenes
+        for scene in ["Speech", "War", "Interview", "DailyLife"]:
+            for i in range(7):
+                cells[(scene, i)] = 100
+    return [(scene, cls, n) for (scene, cls), n in sorted(cells.items())]
+
+
+class Annotator:
+    """A simulated annotator: how often it is right, and what it says when it is not."""
+
+    def __init__(self, kind: str, rng: random.Random):
+        self.kind = kind
+        self.rng = rng
+        self.accuracy = {"good": rng.uniform(0.72, 0.9), "careless": 0.3, "spammer": 0.0}[kind]
+
+    def answer(self, truth: int) -> int:
+        r = self.rng.random()
+        if self.kind == "spammer":
+            return self.rng.randrange(8)
+        if r < 0.02:
+            return 7  # PASS
+        if r < 0.02 + self.accuracy:
+            return truth
+        if truth in CONFUSED and self.rng.random() < 0.6:
+            return CONFUSED[truth]
+        return self.rng.choice([c for c in range(7) if c != truth])
+
+
+class Client:
+    """A keep-alive HTTP client for one annotator."""
+
+    def __init__(self, port: int, token: str):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def post(self, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        self.conn.request("POST", path, json.dumps(body or {}), self.headers)
+        response = self.conn.getresponse()
+        raw = response.read()
+        return response.status, (json.loads(raw) if raw else None)
+
+
+def start_server(port: int, log: Path):
+    import subprocess
+
+    env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "labelstudio_ferv.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", "3", "-k", "gthread", "--threads", "4", "--graceful-timeout", "2"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/v1/health/")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(log.read_text()[-2000:])
+
+
+def part_a(args, rng: random.Random) -> dict:
+    """Label a simulated campaign through the API; compare the three aggregations."""
+    from django.db import connection
+
+    from annotations.consensus import aggregate
+    from annotations.loading import load_campaign
+    from annotations.models import Campaign, GoldBatch, Task, Vote
+    from annotations.services import annotators_create
+    from clips.models import Clip, MediaStatus, Scene
+
+    Campaign.objects.filter(name="bench-trust").delete()
+    Clip.objects.filter(name__startswith="bench-trust/").delete()
+    campaign = Campaign.objects.create(name="bench-trust", batch_size=100)
+    cells = cell_weights()
+    scenes = {s.folder: s for s in Scene.objects.all()}
+    weights = np.array([n for *_, n in cells], dtype=float)
+    picks = np.random.default_rng(args.seed).choice(
+        len(cells), size=args.clips, p=weights / weights.sum()
+    )
+    truths = {}
+    clips = [
+        Clip(
+            scene=scenes[cells[i][0]], name=f"bench-trust/{k}", checksum=f"bench-trust-{k:060d}",
+            status=MediaStatus.READY, video=f"clips/bench-{k}.mp4", poster=f"posters/bench-{k}.jpg",
+            duration_s=1.2, fps=25, frame_count=30, width=224, height=224,
+        )
+        for k, i in enumerate(picks.tolist())
+    ]  # fmt: skip
+    Clip.objects.bulk_create(clips, batch_size=2000)
+    tasks = []
+    for clip, i in zip(clips, picks.tolist(), strict=True):
+        gold = rng.random() < 0.05
+        truth = cells[i][1]
+        tasks.append(
+            Task(campaign=campaign, clip=clip, votes_needed=3, is_gold=gold,
+                 gold_label=truth if gold else None)
+        )  # fmt: skip
+    Task.objects.bulk_create(tasks, batch_size=2000)
+    for task, i in zip(
+        Task.objects.filter(campaign=campaign).order_by("id"), picks.tolist(), strict=True
+    ):
+        truths[task.clip_id] = cells[i][1]
+    kinds = ["good"] * 24 + ["careless"] * 3 + ["spammer"] * 3
+    creds = annotators_create(
+        campaign=campaign, usernames=[f"sim-{k}-{n:02d}" for n, k in enumerate(kinds)]
+    )
+    people = [
+        (c, Annotator(kind, random.Random(args.seed + n)))
+        for n, (c, kind) in enumerate(zip(creds, kinds, strict=True))
+    ]
+    connection.close()
+
+    port = 8731
+    work = ROOT / "var" / "bench" / "trust"
+    work.mkdir(parents=True, exist_ok=True)
+    server = start_server(port, work / "server.log")
+    worker = Worker(1, work / "worker.log", extra=["-B", "--schedule", str(work / "beat")])
+    lags: list[float] = []
+    answered = [0]
+    lock = threading.Lock()
+
+    def loop(cred, person: Annotator, sample_lag: bool) -> None:
+        client = Client(port, cred.token)
+        status, offer = client.post(f"/api/v1/campaigns/{campaign.pk}/next/")
+        while status == 200:
+            truth = truths[offer["clip"]["id"]]
+            answer = person.answer(truth)
+            status, body = client.post(
+                f"/api/v1/assignments/{offer['assignment']['id']}/answer-and-next/",
+                {"label": KEYS[answer], "time_ms": 1500},
+            )
+            if status not in (200, 201):
+                raise RuntimeError(f"answer failed: {status} {body}")
+            with lock:
+                answered[0] += 1
+                n = answered[0]
+            if sample_lag and n % 200 == 0:
+                lags.append(consensus_lag(body["vote"]["id"]))
+            offer = body.get("next")
+            status = 200 if offer else 204
+
+    try:
+        worker.wait_ready()
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=loop, args=(c, p, n == 0)) for n, (c, p) in enumerate(people)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        label_s = time.monotonic() - started
+        deadline = time.monotonic() + 120
+        while Task.objects.filter(campaign=campaign, consensus_stale=True).exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        worker.stop()
+
+    data = load_campaign(campaign_id=campaign.pk)
+    plain = ~data.is_gold
+    truth = np.array(
+        [
+            truths[c]
+            for c in Task.objects.filter(campaign=campaign)
+            .order_by("id")
+            .values_list("clip_id", flat=True)
+        ]
+    )
+    rule = {"status": data.status, "label": data.label}
+    campaign.aggregation = Campaign.Aggregation.DAWID_SKENE
+    ds = aggregate(campaign=campaign, data=data)
+    three = fixed_three_majority(campaign.pk, data)
+    careless_ids = {c.username for c, p in people if p.kind != "good"}
+    caught = set(
+        GoldBatch.objects.filter(
+            campaign=campaign, verdict__in=["unacceptable", "improper"]
+        ).values_list("annotator__username", flat=True)
+    )
+    votes_all = Vote.objects.filter(campaign=campaign, task__is_gold=False).count()
+    return {
+        "clips": args.clips,
+        "answers": answered[0],
+        "label_s": round(label_s, 1),
+        "answers_per_s": round(answered[0] / label_s, 1),
+        "consensus_lag_p95_s": round(float(np.percentile(lags, 95)), 3) if lags else None,
+        "rule": summarise(rule["status"], rule["label"], truth, plain, votes_all),
+        "dawid_skene": summarise(ds.status, ds.label, truth, plain, votes_all),
+        "fixed3_majority": summarise(three[0], three[1], truth, plain, three[2]),
+        "careless_total": len(careless_ids),
+        "careless_caught": len(careless_ids & caught),
+        "good_flagged": len(caught - careless_ids),
+    }
+
+
+def consensus_lag(vote_id: int) -> float:
+    """Return how long after the answer the vote shows in its clip's consensus."""
+    from annotations.models import Task, Vote
+
+    task_id = Vote.objects.filter(pk=vote_id).values_list("task_id", flat=True).first()
+    started = time.monotonic()
+    while time.monotonic() - started < 10:
+        if not Task.objects.filter(pk=task_id, consensus_stale=True).exists():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    return 10.0
+
+
+def fixed_three_majority(campaign_id: int, data) -> tuple[np.ndarray, np.ndarray, int]:
+    """Label each clip from its first 3 votes (valid or not): 2 of 3 wins, else untrusted."""
+    from annotations.models import Vote
+
+    rows = np.array(
+        list(
+            Vote.objects.filter(campaign_id=campaign_id)
+            .order_by("task_id", "created_at", "id")
+            .values_list("task_id", "answer")
+        )
+    )
+    idx = np.searchsorted(data.task_id, rows[:, 0])
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    rank = np.arange(len(idx)) - np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
+    keep = rank < 3
+    counts = np.zeros((data.n_tasks, 8), dtype=int)
+    np.add.at(counts, (idx[keep], rows[keep, 1]), 1)
+    top = counts.max(axis=1)
+    leader = counts.argmax(axis=1)
+    status = np.where((counts.sum(axis=1) >= 3) & (top >= 2), np.where(leader == 7, 3, 1), 2)
+    label = np.where(status == 1, leader, -1)
+    return status, label, int(keep[~data.is_gold[idx]].sum())
+
+
+def summarise(status, label, truth, plain, votes_spent: int) -> dict:
+    status, label, truth = status[plain], label[plain], truth[plain]
+    trusted = status == 1
+    correct = trusted & (label == truth)
+    per_class = {}
+    for c, key in enumerate(KEYS[:7]):
+        in_class = truth == c
+        per_class[key] = {
+            "recall": round(float((correct & in_class).sum() / max(1, in_class.sum())), 3),
+            "precision": round(
+                float((correct & (label == c)).sum() / max(1, (trusted & (label == c)).sum())), 3
+            ),
+        }
+    n = len(status)
+    return {
+        "trusted_accuracy": round(float(correct.sum() / max(1, trusted.sum())), 4),
+        "trusted_share": round(float(trusted.mean()), 4),
+        "correct_labels": int(correct.sum()),
+        "disputed_share": round(float((status == 2).sum() / n), 4),
+        "discarded_share": round(float((status == 3).sum() / n), 4),
+        "collecting_share": round(float((status == 0).sum() / n), 4),
+        "votes_per_trusted_clip": round(votes_spent / max(1, trusted.sum()), 3),
+        "per_class": per_class,
+    }
+
+
+def part_b(args) -> dict:
+    """Time the full recompute and the per-scene alpha on a FERV39k-scale campaign."""
+    from annotations import statistics
+    from annotations.consensus import campaign_recompute
+    from annotations.loading import load_campaign
+    from annotations.models import Campaign, Task
+
+    name = f"bench-recompute-{args.scale_clips}"
+    campaign = Campaign.objects.filter(name=name).first()
+    if campaign is None or Task.objects.filter(campaign=campaign).count() != args.scale_clips:
+        campaign = seed_scale(name, args.scale_clips, 5)
+    started = time.perf_counter()
+    changed = campaign_recompute(campaign_id=campaign.pk)
+    recompute_s = time.perf_counter() - started
+    started = time.perf_counter()
+    data = load_campaign(campaign_id=campaign.pk)
+    statistics.alpha_per_group(data, data.counts(), data.scene_id)
+    alpha_s = time.perf_counter() - started
+    started = time.perf_counter()
+    statistics.statistics_refresh(campaign_id=campaign.pk)
+    stats_s = time.perf_counter() - started
+    return {
+        "scale_clips": args.scale_clips,
+        "scale_votes": int(len(data.vote_answer)),
+        "recompute_s": round(recompute_s, 2),
+        "recompute_rows_changed": changed,
+        "alpha_per_scene_s": round(alpha_s, 2),
+        "statistics_s": round(stats_s, 2),
+    }
+
+
+def seed_scale(name: str, n_clips: int, per_clip: int):
+    """Bulk-load a campaign of n_clips ready clips with per_clip votes each."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from annotations.models import Campaign, Task
+    from clips.models import Clip, MediaStatus, Scene
+
+    Task.objects.filter(campaign__name=name).delete()
+    Campaign.objects.filter(name=name).delete()
+    Clip.objects.filter(name__startswith=f"{name}/").delete()
+    campaign = Campaign.objects.create(name=name)
+    user_model = get_user_model()
+    users = [user_model.objects.get_or_create(username=f"scale-{i:02d}")[0] for i in range(30)]
+    scenes = list(Scene.objects.all())
+    rng = np.random.default_rng(5)
+    for start in range(0, n_clips, 5000):
+        chunk = range(start, min(n_clips, start + 5000))
+        clips = Clip.objects.bulk_create(
+            [
+                Clip(
+                    scene=scenes[k % len(scenes)], name=f"{name}/{k}", status=MediaStatus.READY,
+                    checksum=f"{name}-{k:040d}", video=f"clips/{name}-{k}.mp4",
+                    poster=f"posters/{name}-{k}.jpg",
+                )
+                for k in chunk
+            ]
+        )  # fmt: skip
+        Task.objects.bulk_create([Task(campaign=campaign, clip=c) for c in clips])
+    task_ids = list(
+        Task.objects.filter(campaign=campaign).order_by("id").values_list("id", flat=True)
+    )
+    truth = rng.integers(0, 7, size=n_clips)
+    user_ids = np.array([u.pk for u in users])
+    buf = io.StringIO()
+    for k, tid in enumerate(task_ids):
+        voters = rng.choice(user_ids, size=per_clip, replace=False)
+        noise = rng.integers(0, 8, size=per_clip)
+        answers = np.where(rng.random(per_clip) < 0.7, truth[k], noise)
+        for uid, ans in zip(voters.tolist(), answers.tolist(), strict=True):
+            buf.write(f"{campaign.pk}\t{tid}\t{uid}\t{ans}\t1500\tt\tnow\tnow\n")
+    buf.seek(0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.copy_expert(
+            "COPY annotations_vote (campaign_id, task_id, annotator_id, answer, time_ms, "
+            "is_valid, created_at, updated_at) FROM STDIN",
+            buf,
+        )
+    return campaign
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clips", type=int, default=3000)
+    parser.add_argument("--scale-clips", type=int, default=86000)
+    parser.add_argument("--seed", type=int, default=39)
+    parser.add_argument("--skip-simulation", action="store_true")
+    args = parser.parse_args()
+    setup_django()
+    rng = random.Random(args.seed)
+    result: dict = {"bench": "trust"}
+    if not args.skip_simulation:
+        result["simulation"] = part_a(args, rng)
+    result.update(part_b(args))
+    sim = result.get("simulation", {})
+    rule = sim.get("rule", {})
+    result.update(
+        {
+            "trusted_accuracy": rule.get("trusted_accuracy"),
+            "trusted_share": rule.get("trusted_share"),
+            "votes_per_trusted_clip": rule.get("votes_per_trusted_clip"),
+            "careless_caught": sim.get("careless_caught"),
+            "careless_total": sim.get("careless_total"),
+        }
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
