@@ -43,10 +43,39 @@ class MediaStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class Stage(models.TextChoices):
+    """The steps of the candidate pipeline, in order (see CANDIDATES.md, "In the application")."""
+
+    SCAN = "scan", "Decode: cut scores and face detection"
+    SHOTS = "shots", "Shot boundaries"
+    TRACKS = "tracks", "Face tracking"
+    CLIPS = "clips", "Candidate clips"
+    DONE = "done", "Done"
+
+
+# Stages that do work, in the order they run.
+PIPELINE_STAGES = [Stage.SCAN, Stage.SHOTS, Stage.TRACKS, Stage.CLIPS]
+
+
 class SourceVideo(models.Model):
-    """A raw video that candidate clips are cut from."""
+    """A raw video that candidate clips are cut from, and where its pipeline stands.
+
+    ``stage`` is the step to run next (``done`` at the end) and ``status`` says whether it waits
+    for a worker (pending), runs (processing; ``updated_at`` is its heartbeat), failed (then
+    ``failed_stage`` and ``error`` say where and why) or the pipeline is finished (ready). The
+    outputs of the finished stages are kept (``scan``, ``shots``, ``tracks``, ``plan``), so a
+    retry resumes at the failed stage without decoding the video again.
+    """
 
     scene = models.ForeignKey(Scene, on_delete=models.PROTECT, related_name="source_videos")
+    # The campaign the candidate clips go to. A campaign that is deleted leaves its media.
+    campaign = models.ForeignKey(
+        "annotations.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="source_videos",
+    )
     title = models.CharField(max_length=255, blank=True)
     original = models.FileField(upload_to="sources/%Y/%m/", max_length=500)
     checksum = models.CharField(max_length=64, unique=True)
@@ -59,14 +88,82 @@ class SourceVideo(models.Model):
         max_length=16, choices=MediaStatus.choices, default=MediaStatus.PENDING, db_index=True
     )
     error = models.TextField(blank=True)
+    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.SCAN)
+    failed_stage = models.CharField(max_length=8, choices=Stage.choices, blank=True)
+    # Set when a worker claims the stage and renewed while it works: a processing stage whose
+    # heartbeat is older than pipeline.LEASE_S belongs to a dead worker and may be claimed again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The settings of the run (FERV39k defaults, see pipeline.DEFAULT_PARAMS); the same video
+    # with the same params gives the same candidates.
+    params = models.JSONField(default=dict, blank=True)
+    # {stage: {"done": n, "total": n, "seconds": s}}: written by the worker running the stage.
+    progress = models.JSONField(default=dict, blank=True)
+    # Stage outputs, as the candidates module's to_dict() gives them. Large: list views defer them.
+    scan = models.JSONField(null=True, blank=True)
+    shots = models.JSONField(null=True, blank=True)
+    tracks = models.JSONField(null=True, blank=True)
+    plan = models.JSONField(null=True, blank=True)
+    shot_count = models.PositiveIntegerField(null=True, blank=True)
+    track_count = models.PositiveIntegerField(null=True, blank=True)
+    clips_found = models.PositiveIntegerField(null=True, blank=True)
+    explanation = models.CharField(
+        max_length=500, blank=True, help_text="Why the video gave no candidate clip, when so."
+    )
+    # A browser-playable copy, made only when the original is not an H.264 MP4.
+    preview = models.FileField(upload_to="sources/previews/", max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status=MediaStatus.READY) | Q(stage=Stage.DONE),
+                name="source_ready_is_done",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MediaStatus.FAILED) | ~Q(failed_stage=""),
+                name="source_failure_names_stage",
+            ),
+        ]
+
     def __str__(self) -> str:
         return self.title or f"source video {self.pk}"
+
+    def stage_states(self) -> list[dict]:
+        """Return every pipeline stage with its state (done, queued, running, failed, waiting)
+        and its progress, in order."""
+        states = []
+        current = PIPELINE_STAGES.index(self.stage) if self.stage != Stage.DONE else None
+        for index, stage in enumerate(PIPELINE_STAGES):
+            if current is None or index < current:
+                state = "done"
+            elif index > current:
+                state = "waiting"
+            else:
+                state = {
+                    MediaStatus.PENDING: "queued",
+                    MediaStatus.PROCESSING: "running",
+                    MediaStatus.FAILED: "failed",
+                }.get(self.status, "queued")
+            entry = (self.progress or {}).get(stage, {})
+            states.append(
+                {
+                    "stage": stage.value,
+                    "state": state,
+                    "done": entry.get("done"),
+                    "total": entry.get("total"),
+                    "seconds": entry.get("seconds"),
+                }
+            )
+        return states
+
+    @property
+    def playable_file(self):
+        """The file a browser can play: the preview copy when one was needed and made."""
+        return self.preview if self.preview else self.original
 
 
 class Clip(models.Model):
@@ -122,3 +219,58 @@ class Clip(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"clip {self.pk}"
+
+
+class Candidate(models.Model):
+    """One planned piece of a face track in a source video, and the clip cut from it.
+
+    A candidate is identified by what its clip shows: the frame span and the square crop. A
+    rerun of the pipeline finds the candidates it planned before and cuts nothing twice.
+    ``boxes`` holds the face box ``[x, y, w, h]`` (source pixels) of every frame of the span.
+    """
+
+    source_video = models.ForeignKey(
+        SourceVideo, on_delete=models.CASCADE, related_name="candidates"
+    )
+    clip = models.ForeignKey(
+        Clip, null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+    )
+    track_id = models.PositiveIntegerField()
+    piece = models.PositiveSmallIntegerField()
+    shot_index = models.PositiveIntegerField()
+    start_frame = models.PositiveIntegerField()
+    end_frame = models.PositiveIntegerField()
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+    crop_x = models.PositiveIntegerField()
+    crop_y = models.PositiveIntegerField()
+    crop_size = models.PositiveIntegerField()
+    boxes = models.JSONField(default=list)
+    error = models.TextField(blank=True, help_text="Why the clip could not be cut, when so.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Two runs (or two deliveries of one stage) never make two candidates of one clip.
+            models.UniqueConstraint(
+                fields=[
+                    "source_video",
+                    "start_frame",
+                    "end_frame",
+                    "crop_x",
+                    "crop_y",
+                    "crop_size",
+                ],
+                name="candidate_unique_span_crop",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_frame__gt=models.F("start_frame")), name="candidate_span_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_video_id}: track {self.track_id} piece {self.piece}"
+
+    @property
+    def crop(self) -> list[int]:
+        return [self.crop_x, self.crop_y, self.crop_size, self.crop_size]

@@ -14,9 +14,12 @@ class ClipSizeLimitHandler(FileUploadHandler):
 
     def __init__(self, request=None):
         super().__init__(request)
-        self.limit = settings.CLIP_MAX_UPLOAD_BYTES
+        self.limit = self.max_bytes()
         self.received = 0
         request.oversized_uploads = []
+
+    def max_bytes(self) -> int:
+        return settings.CLIP_MAX_UPLOAD_BYTES
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
@@ -31,3 +34,12 @@ class ClipSizeLimitHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         return None
+
+
+class SourceSizeLimitHandler(ClipSizeLimitHandler):
+    """The same for raw source videos, which may be much larger than clips."""
+
+    def max_bytes(self) -> int:
+        from .pipeline import source_max_upload_bytes
+
+        return source_max_upload_bytes()

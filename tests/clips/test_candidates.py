@@ -27,6 +27,7 @@ from clips.candidates import (
     VideoInfo,
     VideoScan,
     cut_clip,
+    cut_clips,
     detect_shots,
     generate_candidates,
     plan_clips,
@@ -257,6 +258,67 @@ def test_cut_clip_starts_on_the_exact_frame(tmp_path):
     ]
     # Bits 0-5 lie inside the 96 px crop; frame numbers below 64 need no more.
     assert numbers == list(range(37, 49))
+
+
+def test_cut_clips_cuts_many_exact_clips_with_one_decode_per_run(tmp_path):
+    """Clips close together share a decode, a far one gets its own; each starts on its frame."""
+
+    def stamped(n: int) -> np.ndarray:
+        frame = np.full((144, 160, 3), 128, np.uint8)
+        for bit in range(8):
+            frame[:16, bit * 16 : bit * 16 + 16] = 255 if n >> bit & 1 else 0
+        return frame
+
+    video = write_video(tmp_path / "stamped.mp4", map(stamped, range(250)), size=(160, 144), gop=25)
+
+    def clip(start: int, end: int, track: int) -> CandidateClip:
+        return CandidateClip(
+            track_id=track, piece=0, shot_index=0, start_frame=start, end_frame=end,
+            start_s=start / FPS, end_s=end / FPS, crop=Box(0, 0, 128, 128),
+            boxes=(Box(0, 0, 10, 10),) * (end - start), out_size=128,
+        )  # fmt: skip
+
+    # Two overlapping clips, one right after, one 6 s later (its own seek), one past the end.
+    wanted = [clip(37, 49, 0), clip(40, 60, 1), clip(60, 75, 2), clip(220, 240, 3)]
+    late = clip(245, 260, 4)
+    out = tmp_path / "out"
+    out.mkdir()
+    results = list(cut_clips(video, [*wanted, late], out, fps=FPS, max_gap_s=2.0))
+    assert [(c.key, path is not None) for c, path, _ in results] == [
+        (c.key, True) for c in wanted
+    ] + [(late.key, False)]
+    assert "5 frames instead of 15" in results[-1][2]
+    for c, path, _ in results[:-1]:
+        raw = subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt",
+             "gray", "-"],
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        frames = np.frombuffer(raw, np.uint8).reshape(-1, 128, 128)
+        numbers = [sum(1 << bit for bit in range(8) if f[8, bit * 16 + 8] > 128) for f in frames]
+        assert numbers == list(range(c.start_frame, c.end_frame)), c.key
+        assert path.name == f"{c.key}.mp4"
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c.key}.mp4" for c in wanted)
+
+
+def test_cut_clips_gives_what_cut_clip_gives(scenes, result, tmp_path):
+    clip = max(result.candidates, key=lambda c: c.start_frame)
+    one = tmp_path / "one.mp4"
+    cut_clip(scenes[0], clip, one, fps=FPS)
+    ((_, many, reason),) = cut_clips(scenes[0], [clip], tmp_path, fps=FPS)
+    assert reason is None
+
+    def pixels(path: Path) -> np.ndarray:
+        raw = subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt",
+             "gray", "-"],
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        return np.frombuffer(raw, np.uint8).reshape(-1, 224, 224).astype(np.int16)
+
+    a, b = pixels(one), pixels(many)
+    assert a.shape == b.shape == (clip.frame_count, 224, 224)
+    assert np.abs(a - b).mean() < 1.0  # the same frames, crop and scale
 
 
 def test_cut_clip_failure_leaves_nothing(tmp_path, result):

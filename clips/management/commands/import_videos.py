@@ -1,0 +1,128 @@
+"""Import raw source videos into a campaign and run the candidate pipeline on each (resumable)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import Campaign
+from clips.models import MediaStatus
+from clips.pipeline import check_params, source_video_create, source_video_retry
+from clips.services import scene_lookup
+from labelstudio_ferv.errors import Conflict, ValidationError
+
+
+class Command(BaseCommand):
+    help = (
+        "Import raw videos into a campaign and cut them into candidate face clips. FOLDER holds "
+        "<Scene>/<any path>/<video>; the scene comes from the first path component. A manifest "
+        "CSV has the columns path,scene[,title] with paths relative to its own folder (or "
+        "--root). Videos already imported are found by content and skipped; --retry-failed "
+        "sends the failed ones back to the stage that failed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--campaign", required=True, help="campaign id or name")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--folder", type=Path)
+        source.add_argument("--manifest", type=Path)
+        parser.add_argument("--root", type=Path, help="folder manifest paths are relative to")
+        parser.add_argument("--min-frames", type=int, help="shortest clip (default 8 frames)")
+        parser.add_argument("--max-frames", type=int, help="longest clip (default 47 frames)")
+        parser.add_argument("--margin", type=float, help="space around the face (default 0.25)")
+        parser.add_argument("--sample-every", type=int, help="detect faces every n frames (3)")
+        parser.add_argument("--retry-failed", action="store_true")
+
+    def handle(self, *args, **options):
+        campaign = self._campaign(options["campaign"])
+        params = {
+            key: options[key]
+            for key in ("min_frames", "max_frames", "margin", "sample_every")
+            if options[key] is not None
+        }
+        try:
+            check_params(params)
+        except ValidationError as exc:
+            raise CommandError(exc.message)
+        if options["folder"]:
+            root = options["folder"].resolve()
+            if not root.is_dir():
+                raise CommandError(f"{root} is not a folder")
+            files = [p.relative_to(root) for p in sorted(root.rglob("*")) if p.is_file()]
+            items = [
+                (rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else "", "")
+                for rel in files
+                if not any(part.startswith(".") for part in rel.parts)
+            ]
+        else:
+            manifest = options["manifest"].resolve()
+            if not manifest.is_file():
+                raise CommandError(f"{manifest} does not exist")
+            root = (options["root"] or manifest.parent).resolve()
+            items = self._read_manifest(manifest)
+        totals = {"imported": 0, "existing": 0, "rejected": 0, "retried": 0}
+        scenes: dict[str, object] = {}
+        for rel, scene_name, title in items:
+            path = (root / rel).resolve()
+            problem = None
+            if not path.is_relative_to(root):
+                problem = f"{rel}: path leaves the import folder {root}"
+            elif not path.is_file():
+                problem = f"{rel}: no such file"
+            if scene_name not in scenes:
+                scenes[scene_name] = scene_lookup(scene_name)
+            if problem is None and not scene_name:
+                problem = f"{rel}: not inside a scene folder (<Scene>/.../<video>)"
+            elif problem is None and scenes[scene_name] is None:
+                problem = f"{rel}: no scene named {scene_name!r}"
+            if problem is not None:
+                totals["rejected"] += 1
+                self.stderr.write(f"rejected: {problem}")
+                continue
+            try:
+                video, created = source_video_create(
+                    path=path, scene=scenes[scene_name], campaign=campaign,
+                    title=title or rel, params=params,
+                )  # fmt: skip
+            except (ValidationError, Conflict) as exc:
+                totals["rejected"] += 1
+                self.stderr.write(f"rejected: {exc.message}")
+                continue
+            totals["imported" if created else "existing"] += 1
+            if not created and options["retry_failed"] and video.status == MediaStatus.FAILED:
+                source_video_retry(video=video)
+                totals["retried"] += 1
+            if options["verbosity"] >= 2:
+                video.refresh_from_db(fields=["status", "stage", "clips_found", "explanation"])
+                self.stdout.write(
+                    f"{rel}: video {video.pk}, {video.status} at {video.stage}, "
+                    f"{video.clips_found if video.clips_found is not None else '?'} clips"
+                    + (f" ({video.explanation})" if video.explanation else "")
+                )
+        self.stdout.write(
+            f"{totals['imported']} imported, {totals['existing']} already there, "
+            f"{totals['rejected']} rejected, {totals['retried']} retried"
+        )
+
+    def _campaign(self, value: str) -> Campaign:
+        campaign = (
+            Campaign.objects.filter(pk=int(value)).first()
+            if value.isdigit()
+            else Campaign.objects.filter(name=value).first()
+        )
+        if campaign is None:
+            raise CommandError(f"no campaign {value!r}")
+        return campaign
+
+    def _read_manifest(self, manifest: Path) -> list[tuple[str, str, str]]:
+        with manifest.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"path", "scene"} - set(reader.fieldnames or [])
+            if missing:
+                raise CommandError(f"manifest lacks the column(s): {', '.join(sorted(missing))}")
+            return [
+                (row["path"].strip(), row["scene"].strip(), (row.get("title") or "").strip())
+                for row in reader
+            ]
