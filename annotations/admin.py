@@ -67,3 +67,33 @@ class GoldBatchAdmin(admin.ModelAdmin):
 class CampaignStatisticsAdmin(admin.ModelAdmin):
     list_display = ["campaign", "computed_at", "duration_ms"]
     readonly_fields = ["campaign", "data", "computed_at", "duration_ms"]
+
+
+# Review and exports ------------------------------------------------------------------------------
+from .models import ExportJob, ReviewDecision  # noqa: E402
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    """Read-only: the history is append-only, a decision is reversed by a new decision."""
+
+    list_display = ["id", "campaign", "task", "reviewer", "action", "label", "created_at"]
+    list_filter = ["action", "campaign"]
+    list_select_related = ["campaign", "reviewer"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "kind", "status", "rows_done", "rows_total", "created_at"]
+    list_filter = ["kind", "status", "campaign"]
+    raw_id_fields = ["created_by"]
+    readonly_fields = ["file", "attempt", "heartbeat_at", "created_at", "finished_at"]

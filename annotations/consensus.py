@@ -88,10 +88,11 @@ def consensus_update(*, task_id: int) -> Task | None:
             return None
         counts = valid_counts(task_id=task_id)
         campaign = task.campaign
+        # A reviewer's request for more votes raises both this task's need and its cap.
         status, label, share, needed = agreement.decide(
             np.array([counts]),
-            campaign.votes_per_clip,
-            campaign.max_votes,
+            campaign.votes_per_clip + task.extra_votes,
+            campaign.max_votes + task.extra_votes,
             campaign.min_agreement,
         )
         task.counts = counts
@@ -100,7 +101,8 @@ def consensus_update(*, task_id: int) -> Task | None:
         task.consensus_stale = False
         fields = ["counts", "vote_count", "agreement", "consensus_stale", "updated_at"]
         # A reviewer's decision always wins, and gold clips keep their reference label.
-        if task.status != ConsensusStatus.ADJUDICATED and not task.is_gold:
+        keep = task.status == ConsensusStatus.ADJUDICATED or task.review_locked or task.is_gold
+        if not keep:
             task.status = STATUS_NAMES[int(status[0])]
             task.label = int(label[0]) if label[0] >= 0 else None
             task.votes_needed = int(needed[0])
@@ -167,32 +169,51 @@ def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
     Majority campaigns use the trust rule; Dawid-Skene campaigns use the same rule for when to
     stop collecting and for PASS, and trust a clip when its posterior reaches the threshold.
     Dawid-Skene labels are computed for every campaign, so reviewers can see where the two
-    aggregations disagree. Reviewer decisions (adjudicated) and gold clips are kept as they are.
+    aggregations disagree. Reviewer decisions (adjudicated or review-locked) and gold clips are
+    kept as they are; a task's extra votes (asked for by a reviewer) raise its need and its cap.
     """
     counts = data.counts()
-    status, label, share, needed = agreement.decide(
-        counts, campaign.votes_per_clip, campaign.max_votes, campaign.min_agreement
-    )
-    status = status.astype(np.int64)
-    label = label.astype(np.int64)
+    status, label, share, needed = _decide_by_extra(campaign, counts, data.extra_votes)
     ds_label, ds_conf = dawid_skene_labels(data=data)
     if campaign.aggregation == Campaign.Aggregation.DAWID_SKENE:
         total = counts.sum(axis=1)
-        decided = total >= min(campaign.votes_per_clip, campaign.max_votes)
+        cap = campaign.max_votes + data.extra_votes
+        decided = total >= np.minimum(campaign.votes_per_clip + data.extra_votes, cap)
         ds_trusted = decided & (status != agreement.DISCARDED) & (ds_label >= 0)
         ds_trusted &= ds_conf >= campaign.ds_threshold
         undecided = decided & (status != agreement.DISCARDED) & ~ds_trusted
-        at_cap = total >= campaign.max_votes
+        at_cap = total >= cap
         status = np.where(ds_trusted, agreement.TRUSTED, status)
         status = np.where(undecided & at_cap, agreement.DISPUTED, status)
         status = np.where(undecided & ~at_cap, agreement.COLLECTING, status)
         needed = np.where(undecided & ~at_cap, total + 1, needed)
         label = np.where(status == agreement.TRUSTED, ds_label, -1)
-    keep = (data.status == agreement.ADJUDICATED) | data.is_gold
+    keep = (data.status == agreement.ADJUDICATED) | data.review_locked | data.is_gold
     status = np.where(keep, data.status, status)
     label = np.where(keep, data.label, label)
     needed = np.where(keep, data.votes_needed, needed)
     return Aggregate(counts, status, label, share, needed, ds_label, ds_conf)
+
+
+def _decide_by_extra(
+    campaign: Campaign, counts: np.ndarray, extra: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the trust rule per group of tasks with the same extra votes (usually one group)."""
+    n = len(counts)
+    status = np.zeros(n, dtype=np.int64)
+    label = np.full(n, -1, dtype=np.int64)
+    share = np.zeros(n, dtype=np.float64)
+    needed = np.zeros(n, dtype=np.int64)
+    for value in np.unique(extra).tolist():
+        rows = extra == value
+        s, lab, a, need = agreement.decide(
+            counts[rows],
+            campaign.votes_per_clip + value,
+            campaign.max_votes + value,
+            campaign.min_agreement,
+        )
+        status[rows], label[rows], share[rows], needed[rows] = s, lab, a, need
+    return status, label, share, needed
 
 
 def dawid_skene_labels(*, data: CampaignArrays) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +272,9 @@ def _bulk_write(rows: list[tuple]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.executemany(
-                "UPDATE annotations_task SET counts=%s, vote_count=%s, status=%s, label=%s, "
+                "UPDATE annotations_task SET counts=%s, vote_count=%s, "
+                "status=CASE WHEN review_locked THEN status ELSE %s END, "
+                "label=CASE WHEN review_locked THEN label ELSE %s END, "
                 "agreement=%s, votes_needed=%s, ds_label=%s, ds_confidence=%s, "
                 "consensus_stale=%s WHERE id=%s",
                 [(*row[1:], False, row[0]) for row in rows],
@@ -272,8 +295,11 @@ def _bulk_write(rows: list[tuple]) -> int:
         cursor.execute(
             """
             UPDATE annotations_task t
-            SET counts = r.counts, vote_count = r.vote_count, status = r.status,
-                label = r.label, agreement = r.agreement, votes_needed = r.votes_needed,
+            SET counts = r.counts, vote_count = r.vote_count,
+                -- A reviewer's decision taken while the arrays were loaded still holds.
+                status = CASE WHEN t.review_locked THEN t.status ELSE r.status END,
+                label = CASE WHEN t.review_locked THEN t.label ELSE r.label END,
+                agreement = r.agreement, votes_needed = r.votes_needed,
                 ds_label = r.ds_label, ds_confidence = r.ds_confidence,
                 consensus_stale = false, updated_at = now()
             FROM consensus_rows r

@@ -28,6 +28,8 @@ class CampaignArrays:
     votes_needed: np.ndarray
     scene_id: np.ndarray
     scenario_id: np.ndarray
+    extra_votes: np.ndarray  # votes a reviewer asked for on top of the campaign's
+    review_locked: np.ndarray  # a reviewer's label or discard holds
     vote_task: np.ndarray  # index into the task arrays
     vote_annotator: np.ndarray  # user id
     vote_answer: np.ndarray
@@ -64,7 +66,8 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
                     WHEN 'disputed' THEN 2 WHEN 'discarded' THEN 3 ELSE 4 END,
                CASE WHEN t.is_gold THEN 1 ELSE 0 END,
                COALESCE(t.gold_label, -1), COALESCE(t.label, -1), t.votes_needed,
-               c.scene_id, s.scenario_id
+               c.scene_id, s.scenario_id, t.extra_votes,
+               CASE WHEN t.review_locked THEN 1 ELSE 0 END
         FROM annotations_task t
         JOIN clips_clip c ON c.id = t.clip_id
         JOIN clips_scene s ON s.id = c.scene_id
@@ -72,7 +75,7 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
         ORDER BY t.id
         """,
         [campaign_id],
-        8,
+        10,
     )
     votes = _fetch(
         """
@@ -93,6 +96,8 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
         votes_needed=tasks[:, 5],
         scene_id=tasks[:, 6],
         scenario_id=tasks[:, 7],
+        extra_votes=tasks[:, 8],
+        review_locked=tasks[:, 9].astype(bool),
         vote_task=np.searchsorted(task_id, votes[:, 0]),
         vote_annotator=votes[:, 1],
         vote_answer=votes[:, 2],

@@ -147,6 +147,15 @@ class Task(models.Model):
     # The Dawid-Skene view of the clip, computed for every campaign by the recompute.
     ds_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
     ds_confidence = models.FloatField(null=True, blank=True)
+    # A reviewer's label or discard holds: the consensus keeps this task's status and label
+    # whatever votes arrive (see REVIEW.md). Cleared by a reopen or a request for more votes.
+    review_locked = models.BooleanField(default=False)
+    # Votes a reviewer asked for on top of the campaign's: the task needs votes_per_clip +
+    # extra_votes votes and may get up to max_votes + extra_votes.
+    extra_votes = models.PositiveSmallIntegerField(default=0)
+    # Bumped by every review decision; a decision names the version its reviewer saw, so two
+    # reviewers deciding at once cannot both win.
+    review_version = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -170,6 +179,10 @@ class Task(models.Model):
                 condition=~Q(status__in=["trusted", "adjudicated"]) | Q(label__isnull=False),
                 name="task_final_has_label",
             ),
+            models.CheckConstraint(
+                condition=Q(review_locked=False) | Q(status__in=["adjudicated", "discarded"]),
+                name="task_lock_is_decision",
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "status"], name="task_campaign_status"),
@@ -187,6 +200,12 @@ class Task(models.Model):
             models.Index(fields=["campaign", "id"], condition=Q(is_gold=True), name="task_gold"),
             models.Index(
                 fields=["updated_at"], condition=Q(consensus_stale=True), name="task_stale"
+            ),
+            # The review queue: disputed clips, lowest agreement first (keyset pagination).
+            models.Index(
+                fields=["campaign", "agreement", "id"],
+                condition=Q(status="disputed", is_gold=False),
+                name="task_review_queue",
             ),
         ]
 
@@ -351,3 +370,97 @@ class CampaignStatistics(models.Model):
 
     class Meta:
         verbose_name_plural = "campaign statistics"
+
+    def __str__(self) -> str:
+        return f"statistics of campaign {self.campaign_id}"
+
+
+class ReviewDecision(models.Model):
+    """A reviewer's decision on one clip, with the task's state before and after it.
+
+    The history is append-only: a decision is reversed by a later decision, never by editing or
+    deleting this row (see REVIEW.md).
+    """
+
+    class Action(models.TextChoices):
+        LABEL = "label", "Set the final label"
+        DISCARD = "discard", "Discard the clip"
+        MORE_VOTES = "more_votes", "Ask for more votes"
+        REOPEN = "reopen", "Reopen: let the votes decide again"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="decisions")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
+    extra_votes = models.PositiveSmallIntegerField(default=0)
+    note = models.TextField(blank=True)
+    before = models.JSONField()
+    after = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action="label", label__isnull=False)
+                | (~Q(action="label") & Q(label__isnull=True)),
+                name="decision_label_iff_labelled",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="more_votes") | Q(extra_votes__gte=1),
+                name="decision_more_votes_count",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["task", "id"], name="decision_task"),
+            models.Index(fields=["campaign", "id"], name="decision_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"decision {self.pk} ({self.action}) on task {self.task_id}"
+
+
+class ExportJob(models.Model):
+    """One export of a campaign, written by a worker to storage (see REVIEW.md)."""
+
+    class Kind(models.TextChoices):
+        LABELS = "labels", "Labels CSV"
+        VOTES = "votes", "Votes CSV"
+        RELEASE = "release", "FERV39k release archive"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    params = models.JSONField(default=dict, blank=True)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to="exports/", max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    # Each run that takes the job over bumps ``attempt`` and writes only while it still holds
+    # it; ``heartbeat_at`` tells a redelivered message whether the first run is still alive.
+    attempt = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="done") | ~Q(file=""), name="export_done_has_file"
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "-id"], name="export_campaign")]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.kind}, {self.status})"

@@ -1,10 +1,26 @@
-"""Read paths for campaigns, tasks and votes."""
+"""Read paths for campaigns, tasks, assignments and votes."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from .models import Campaign, Membership, Task, Vote
+from clips.models import Clip
+
+from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
+
+# A clip with one of these labels is settled: its voters can no longer change their answers.
+FINAL_STATUSES = frozenset(
+    {ConsensusStatus.TRUSTED, ConsensusStatus.DISCARDED, ConsensusStatus.ADJUDICATED}
+)
 
 
 def _count(queryset: QuerySet) -> Coalesce:
@@ -25,3 +41,159 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
         )
         .order_by("name")
     )
+
+
+@dataclass(frozen=True)
+class ClipView:
+    """What an annotator is shown of a clip: media and shape, nothing about its votes."""
+
+    id: int
+    video: str
+    poster: str
+    duration_s: float | None
+    fps: float | None
+    frame_count: int | None
+    width: int | None
+    height: int | None
+
+    @classmethod
+    def of(cls, clip: Clip) -> ClipView:
+        return cls(
+            id=clip.pk, video=clip.video.name, poster=clip.poster.name,
+            duration_s=clip.duration_s, fps=clip.fps, frame_count=clip.frame_count,
+            width=clip.width, height=clip.height,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An open assignment and its clip."""
+
+    assignment_id: int
+    expires_at: datetime
+    clip: ClipView
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Offer:
+        """Build from ``assignment id, expires_at`` and the ClipView fields, in that order."""
+        return cls(assignment_id=row[0], expires_at=row[1], clip=ClipView(*row[2:10]))
+
+
+class Statement:
+    """A hot-path statement that PostgreSQL plans once per connection (PREPARE, then EXECUTE).
+
+    Planning the claim's CTEs costs PostgreSQL about twice as much as running them, and the ORM
+    would spend longer still building them. Written with ``%(name)s`` placeholders. Prepared
+    statements live as long as the database session, whatever happens to transactions; a new
+    connection prepares again. (A pooler in transaction mode would need them turned off.)
+    """
+
+    _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, name: str, sql: str):
+        self.name = name
+        self.params: list[str] = []
+
+        def number(match: re.Match) -> str:
+            if match.group(1) not in self.params:
+                self.params.append(match.group(1))
+            return f"${self.params.index(match.group(1)) + 1}"
+
+        self.body = re.sub(r"%\((\w+)\)s", number, sql)
+        self.call = f"EXECUTE {name}({', '.join(['%s'] * len(self.params))})"
+
+    def execute(self, cursor, params: dict) -> None:
+        """Run the statement on a Django cursor, preparing it first on a new connection."""
+        done = self._prepared.setdefault(cursor.db.connection, set())
+        if self.name not in done:
+            cursor.execute(f"PREPARE {self.name} AS {self.body}")
+            done.add(self.name)
+        cursor.execute(self.call, [params[name] for name in self.params])
+
+
+# An offer's columns come in Offer.from_row's order (as in the claims in services.py).
+_OPEN = Statement(
+    "lsf_assignment_open",
+    """
+SELECT a.id, a.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height,
+       a.expires_at > now()
+FROM annotations_assignment AS a
+JOIN annotations_task AS t ON t.id = a.task_id
+JOIN clips_clip AS c ON c.id = t.clip_id
+WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
+""",
+)
+
+
+def assignment_open(*, campaign_id: int, user: AbstractBaseUser) -> tuple[Offer, bool] | None:
+    """Return the user's open assignment in a campaign and whether it is still live, or None.
+
+    There is at most one (unique constraint ``assignment_one_active``).
+    """
+    with connection.cursor() as cursor:
+        _OPEN.execute(cursor, {"campaign": campaign_id, "user": user.pk})
+        row = cursor.fetchone()
+    return None if row is None else (Offer.from_row(row), row[10])
+
+
+_OWN_FIELDS = ["id", "campaign_id", "task_id", "annotator_id", "state", "holds_slot"]
+_OWN_SQL = """
+SELECT a.id, a.campaign_id, a.task_id, a.annotator_id, a.state, a.holds_slot
+FROM annotations_assignment AS a
+WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s
+  AND EXISTS (SELECT 1 FROM annotations_membership AS m
+              WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
+"""
+_OWN = Statement("lsf_assignment_own", _OWN_SQL)
+_OWN_LOCKED = Statement("lsf_assignment_own_locked", _OWN_SQL + " FOR UPDATE OF a")
+
+
+def assignment_of_user(
+    *, assignment_id: int, user: AbstractBaseUser, lock: bool = False
+) -> Assignment | None:
+    """Return the user's own assignment in a campaign the user still belongs to, or None.
+
+    Someone else's assignment is reported exactly like one that does not exist. Only the ids,
+    ``state`` and ``holds_slot`` are loaded (the rest is deferred). ``lock`` takes the row lock
+    (in a transaction).
+    """
+    if not -(2**63) <= assignment_id < 2**63:
+        return None
+    with connection.cursor() as cursor:
+        (_OWN_LOCKED if lock else _OWN).execute(
+            cursor, {"assignment": assignment_id, "user": user.pk}
+        )
+        row = cursor.fetchone()
+    return None if row is None else Assignment.from_db(connection.alias, _OWN_FIELDS, row)
+
+
+def vote_last(*, campaign_id: int, user: AbstractBaseUser) -> Vote | None:
+    """Return the user's most recent answer in a campaign (with its assignment and clip)."""
+    return (
+        Vote.objects.select_related("assignment", "task__clip")
+        .filter(campaign_id=campaign_id, annotator_id=user.pk)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def campaign_progress(*, campaign_id: int) -> dict[str, int]:
+    """Return the campaign's clip counts by consensus status, gold clips, votes and live leases.
+
+    Gold clips are counted apart: they are checks, not work, and keep no consensus of their own.
+    """
+    by_status = {
+        status.value: Count("id", filter=Q(status=status.value, is_gold=False))
+        for status in ConsensusStatus
+    }
+    totals = Task.objects.filter(campaign_id=campaign_id).aggregate(
+        clips=Count("id"),
+        gold=Count("id", filter=Q(is_gold=True)),
+        votes=Coalesce(Sum("vote_count"), 0),
+        **by_status,
+    )
+    totals["live_assignments"] = Assignment.objects.filter(
+        campaign_id=campaign_id, state=Assignment.State.ACTIVE, expires_at__gt=timezone.now()
+    ).count()
+    return totals

@@ -1,15 +1,30 @@
-"""Writes for campaigns: creation, membership and the clips a campaign labels."""
+"""Writes for campaigns and annotation: membership, clips, claiming clips, answers and skips.
+
+How the next clip is chosen, and why it is race-free, is described in ASSIGNMENT.md.
+"""
 
 from __future__ import annotations
 
+import random
+import secrets
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from clips.models import Clip
+from labelstudio_ferv.errors import Conflict, NotFound
 
-from .models import Campaign, Membership, Role, Task
+from . import selectors
+from .consensus import consensus_enqueue
+from .models import Assignment, Campaign, Membership, Role, Task, Vote
+from .selectors import Offer, Statement
 
 
 @transaction.atomic
@@ -45,3 +60,432 @@ def campaign_add_clips(*, campaign: Campaign, clips: Iterable[Clip]) -> int:
     # ignore_conflicts: a concurrent import adding the same clip is not an error.
     Task.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return len(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Onboarding
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str
+    token: str
+    password: str | None  # set only for accounts created here with a password
+
+
+def annotators_create(
+    *,
+    campaign: Campaign,
+    usernames: list[str],
+    role: str = Role.ANNOTATOR,
+    with_passwords: bool = False,
+) -> list[Credential]:
+    """Create the accounts that do not exist yet, add all to the campaign; return their tokens.
+
+    Existing accounts keep their password, and existing members keep their role (a list of
+    annotators never demotes the campaign's admin). New accounts get a random password when
+    ``with_passwords`` is set, else none (they use their API token only).
+    """
+    user_model = get_user_model()
+    passwords: dict[str, str] = {}
+    with transaction.atomic():
+        known = set(
+            user_model.objects.filter(username__in=usernames).values_list("username", flat=True)
+        )
+        fresh = []
+        for name in dict.fromkeys(usernames):
+            if name in known:
+                continue
+            user = user_model(username=name)
+            if with_passwords:
+                passwords[name] = secrets.token_urlsafe(12)
+                user.set_password(passwords[name])
+            else:
+                user.set_unusable_password()
+            fresh.append(user)
+        user_model.objects.bulk_create(fresh)
+        users = {u.username: u for u in user_model.objects.filter(username__in=usernames)}
+        Token.objects.bulk_create(
+            [Token(user=u, key=Token.generate_key()) for u in users.values()],
+            ignore_conflicts=True,  # one token per user: existing tokens stay as they are
+        )
+        tokens = dict(Token.objects.filter(user__in=users.values()).values_list("user_id", "key"))
+        Membership.objects.bulk_create(
+            [Membership(campaign=campaign, user=u, role=role) for u in users.values()],
+            ignore_conflicts=True,
+        )
+    return [
+        Credential(username=name, token=tokens[users[name].pk], password=passwords.get(name))
+        for name in dict.fromkeys(usernames)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Assignment: handing clips to annotators
+
+
+# Frees the slots of leases that ran out. It never waits: a lease being answered or skipped right
+# now is left to that request (which sees it still active and gives its slot back itself), and a
+# lease whose task another request holds is left to a later claim. A lease changes state once, so
+# no slot is freed twice.
+_EXPIRE = Statement(
+    "lsf_leases_expire",
+    """
+WITH due AS (
+    SELECT id, task_id, holds_slot FROM annotations_assignment
+    WHERE campaign_id = %(campaign)s AND state = 'active' AND expires_at <= now()
+    FOR UPDATE SKIP LOCKED
+), tasks AS (
+    SELECT id FROM annotations_task WHERE id IN (SELECT task_id FROM due)
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE annotations_assignment AS a SET state = 'expired', closed_at = now()
+    FROM due WHERE a.id = due.id AND due.task_id IN (SELECT id FROM tasks)
+    RETURNING a.task_id, a.holds_slot
+), freed AS (
+    SELECT task_id, count(*) AS n FROM expired WHERE holds_slot GROUP BY task_id
+)
+UPDATE annotations_task AS t SET lease_count = t.lease_count - freed.n
+FROM freed WHERE t.id = freed.task_id
+""",
+)
+
+# The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
+# PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
+# answered), fullest first.
+_OPEN_TASKS = """
+    FROM annotations_task AS t
+    JOIN clips_clip AS c ON c.id = t.clip_id
+    WHERE t.campaign_id = %(campaign)s
+      AND NOT t.is_gold AND t.status = 'collecting'
+      AND t.vote_count < (t.votes_needed - t.lease_count)
+      AND c.status = 'ready'
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+      {only}
+    ORDER BY t.vote_count DESC, t.id
+"""
+
+# The claim, one statement that locks one task row and nothing else. `pick` takes the first
+# open task no one else holds. The slot test `vote_count < votes_needed - lease_count` is on that
+# row, so when another claim or answer changed it meanwhile, PostgreSQL re-checks the test on
+# the new version after taking the lock: two claims can never both take a task's last slot.
+# `held` takes the slot, `made` records the lease, and the select returns what the user sees.
+_CLAIM_SQL = """
+WITH pick AS (
+    SELECT t.id, t.clip_id {open_tasks}
+    LIMIT 1
+    FOR UPDATE OF t {lock}
+), held AS (
+    UPDATE annotations_task AS t SET lease_count = t.lease_count + 1
+    FROM pick WHERE t.id = pick.id
+    RETURNING t.id, t.clip_id
+), made AS (
+    INSERT INTO annotations_assignment
+        (campaign_id, task_id, annotator_id, state, holds_slot, created_at, expires_at)
+    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, now(),
+           now() + make_interval(secs => %(lease)s)
+    FROM held
+    RETURNING id, expires_at, task_id
+)
+SELECT made.id, made.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
+FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = held.clip_id
+"""
+# First try: skip the rows other requests hold (claims never queue behind each other).
+_CLAIM_SKIP_LOCKED = Statement(
+    "lsf_claim", _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED")
+)
+# When that finds nothing, the open tasks that were locked may still have slots once their
+# holders commit; "nothing left" must never be answered while clips remain. They are tried one
+# at a time, waiting for each row's lock while holding no other lock, so that no two claims can
+# wait for each other.
+_LOCKED_CANDIDATES = Statement(
+    "lsf_claim_candidates", "SELECT t.id " + _OPEN_TASKS.format(only="") + " LIMIT 20"
+)
+_CLAIM_ONE = Statement(
+    "lsf_claim_one",
+    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"), lock=""),
+)
+
+# A gold clip has no slots to count: every annotator gets each gold clip once, so nothing is
+# locked; the unique (task, annotator) constraint still refuses a second lease on it.
+_CLAIM_GOLD = Statement(
+    "lsf_claim_gold",
+    """
+WITH pick AS (
+    SELECT t.id, t.clip_id
+    FROM annotations_task AS t
+    JOIN clips_clip AS c ON c.id = t.clip_id
+    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND c.status = 'ready'
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+    ORDER BY t.id
+    LIMIT 1
+), made AS (
+    INSERT INTO annotations_assignment
+        (campaign_id, task_id, annotator_id, state, holds_slot, created_at, expires_at)
+    SELECT %(campaign)s, pick.id, %(user)s, 'active', FALSE, now(),
+           now() + make_interval(secs => %(lease)s)
+    FROM pick
+    RETURNING id, expires_at, task_id
+)
+SELECT made.id, made.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
+FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
+""",
+)
+
+_CLAIM_ATTEMPTS = 3
+DEADLOCK_DETECTED = "40P01"
+# A claim sweeps its campaign's expired leases at most this often per process (and always
+# before it would answer "nothing left"); the sweep is cheap, but not free on every request.
+_SWEEP_EVERY_S = 1.0
+_last_sweep: dict[int, float] = {}
+
+# Never waits: the consensus worker holds member rows while it closes gold batches, and a
+# missed count only nudges the next gold draw.
+_COUNT_SERVED = Statement(
+    "lsf_count_served",
+    """
+UPDATE annotations_membership SET served = served + 1, gold_served = gold_served + %(gold)s
+WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
+            FOR UPDATE SKIP LOCKED)
+""",
+)
+
+
+def leases_expire(*, campaign_id: int) -> None:
+    """Mark the campaign's leases past their time as expired and give their slots back."""
+    _last_sweep[campaign_id] = time.monotonic()
+    with connection.cursor() as cursor:
+        _EXPIRE.execute(cursor, {"campaign": campaign_id})
+
+
+def _execute(statement: Statement, params: dict) -> tuple | None:
+    """Run one statement and return its first row.
+
+    Alone, the statement is its own transaction; inside an enclosing transaction it gets a
+    savepoint, so that a unique-constraint refusal does not spoil that transaction.
+    """
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.cursor() as cursor:
+            statement.execute(cursor, params)
+            return cursor.fetchone()
+    with connection.cursor() as cursor:
+        statement.execute(cursor, params)
+        return cursor.fetchone()
+
+
+def _claim(
+    *, campaign: Campaign, user: AbstractBaseUser, statement: Statement, **extra
+) -> Offer | None:
+    params = {"campaign": campaign.pk, "user": user.pk, "lease": campaign.lease_seconds, **extra}
+    row = _execute(statement, params)
+    return None if row is None else Offer.from_row(row)
+
+
+def _claim_task(*, campaign: Campaign, user: AbstractBaseUser) -> Offer | None:
+    offer = _claim(campaign=campaign, user=user, statement=_CLAIM_SKIP_LOCKED)
+    if offer is not None:
+        return offer
+    with connection.cursor() as cursor:
+        _LOCKED_CANDIDATES.execute(cursor, {"campaign": campaign.pk, "user": user.pk})
+        candidates = [row[0] for row in cursor.fetchall()]
+    for task_id in candidates:
+        offer = _claim(campaign=campaign, user=user, statement=_CLAIM_ONE, task=task_id)
+        if offer is not None:
+            return offer
+    return None
+
+
+def assignment_next(
+    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser
+) -> Offer | None:
+    """Return the user's open assignment in the campaign, or claim the next clip for them.
+
+    Return None when no clip is left for this user. Asking again while an assignment is open
+    returns that assignment, so a retried request never takes a second slot.
+    """
+    gold = membership.gold_due(share=campaign.gold_share, draw=random.random())
+    for _attempt in range(_CLAIM_ATTEMPTS):
+        current = selectors.assignment_open(campaign_id=campaign.pk, user=user)
+        if current is not None:
+            offer, live = current
+            if live:
+                return offer
+            _lease_close(assignment_id=offer.assignment_id, state=Assignment.State.EXPIRED)
+        swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
+        if swept:
+            leases_expire(campaign_id=campaign.pk)
+        try:
+            # Gold is mixed into real work; with none left unseen, the stream goes on without.
+            offer = _claim(campaign=campaign, user=user, statement=_CLAIM_GOLD) if gold else None
+            is_gold = offer is not None
+            offer = offer or _claim_task(campaign=campaign, user=user)
+            if offer is None and not swept:
+                # Before answering "nothing left": a lease that just ran out frees a slot.
+                leases_expire(campaign_id=campaign.pk)
+                offer = _claim_task(campaign=campaign, user=user)
+        except IntegrityError:
+            # Another request of the same user claimed first (one open assignment per user and
+            # campaign, one assignment per user and clip): loop to return or redo it.
+            continue
+        except OperationalError as exc:
+            # Not expected (a claim waits for one row while holding none), but a deadlock
+            # abort leaves nothing behind and is safe to redo.
+            if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
+                raise
+            continue
+        if offer is not None:
+            # Kept apart from the claim so that a claim never holds two rows.
+            with connection.cursor() as cursor:
+                _COUNT_SERVED.execute(cursor, {"membership": membership.pk, "gold": int(is_gold)})
+        return offer
+    raise Conflict("Too many requests for a clip at once; try again.", code="busy")
+
+
+def _lease_close(*, assignment_id: int, state: str) -> Assignment | None:
+    """Close an open lease as skipped or expired and give its slot back; return it, locked.
+
+    A lease that is no longer open is returned unchanged (the caller decides what that means).
+    Runs in the caller's transaction, or in its own.
+    """
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",)).filter(pk=assignment_id).first()
+        )
+        if assignment is None or assignment.state != Assignment.State.ACTIVE:
+            return assignment
+        assignment.state = state
+        assignment.closed_at = timezone.now()
+        assignment.save(update_fields=["state", "closed_at"])
+        if assignment.holds_slot:
+            Task.objects.filter(pk=assignment.task_id).update(lease_count=F("lease_count") - 1)
+        return assignment
+
+
+# --------------------------------------------------------------------------------------------
+# Answers, corrections and skips
+
+
+_ANSWERED = Statement(
+    "lsf_answered",
+    """
+WITH closed AS (
+    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
+    WHERE id = %(assignment)s
+)
+UPDATE annotations_task
+SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
+WHERE id = %(task)s
+""",
+)
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    vote: Vote
+    created: bool
+
+
+def assignment_answer(
+    *, user: AbstractBaseUser, assignment_id: int, answer: int, time_ms: int | None = None
+) -> AnswerResult:
+    """Store the user's answer to an assignment; answering again is a no-op or a correction.
+
+    An answer that arrives after the lease ran out is stored all the same: the annotator's work
+    is never thrown away, even when the clip was meanwhile handed to someone else (the clip may
+    then get one vote more than it needed, which the consensus handles like any extra vote).
+    """
+    try:
+        with transaction.atomic():
+            # The row lock serialises a double-submitted answer: the second sees it answered.
+            assignment = selectors.assignment_of_user(
+                assignment_id=assignment_id, user=user, lock=True
+            )
+            if assignment is None:
+                raise NotFound("Assignment not found.")
+            if assignment.state == Assignment.State.SKIPPED:
+                raise Conflict("This clip was skipped; it cannot be answered.", code="skipped")
+            if assignment.state == Assignment.State.ANSWERED:
+                return _answer_again(assignment=assignment, user=user, answer=answer)
+            vote = Vote.objects.create(
+                campaign_id=assignment.campaign_id, task_id=assignment.task_id,
+                annotator_id=user.pk, assignment_id=assignment.pk, answer=answer, time_ms=time_ms,
+            )  # fmt: skip
+            # An expired lease already gave its slot back when a claim marked it expired.
+            freed = int(assignment.state == Assignment.State.ACTIVE and assignment.holds_slot)
+            # The vote and its count change together: a claim never sees a vote without its
+            # slot or a slot freed before the vote counts (see ASSIGNMENT.md).
+            with connection.cursor() as cursor:
+                _ANSWERED.execute(
+                    cursor,
+                    {"assignment": assignment.pk, "task": assignment.task_id, "freed": freed,
+                     "at": vote.created_at},
+                )  # fmt: skip
+            consensus_enqueue(task_id=assignment.task_id)
+            return AnswerResult(vote=vote, created=True)
+    except IntegrityError:
+        # Only a vote on this clip stored outside this assignment gets here.
+        raise Conflict("You have already answered this clip.", code="already_answered")
+
+
+def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int) -> AnswerResult:
+    vote = Vote.objects.filter(task_id=assignment.task_id, annotator_id=user.pk).first()
+    if vote is None:  # removed by an admin since
+        raise Conflict("This answer was removed; it cannot be changed.", code="answer_removed")
+    if vote.answer == answer:
+        return AnswerResult(vote=vote, created=False)
+    last = selectors.vote_last(campaign_id=assignment.campaign_id, user=user)
+    if last is None or last.pk != vote.pk:
+        raise Conflict("Only your most recent answer can be changed.", code="not_last_answer")
+    # Lock the task: the consensus worker takes the same lock, so the label cannot become final
+    # between this check and the change.
+    status = Task.objects.select_for_update().values_list("status", flat=True).get(pk=vote.task_id)
+    if status in selectors.FINAL_STATUSES:
+        raise Conflict("This answer can no longer be changed.", code="answer_final")
+    vote.answer = answer
+    vote.save(update_fields=["answer", "updated_at"])
+    consensus_enqueue(task_id=vote.task_id)
+    return AnswerResult(vote=vote, created=False)
+
+
+def assignment_skip(*, user: AbstractBaseUser, assignment_id: int) -> Assignment:
+    """Give the clip back; it is not offered to this user again. Skipping twice is a no-op.
+
+    A lease that ran out can still be skipped (it then only records that the user passed).
+    """
+    with transaction.atomic():
+        assignment = selectors.assignment_of_user(assignment_id=assignment_id, user=user, lock=True)
+        if assignment is None:
+            raise NotFound("Assignment not found.")
+        if assignment.state == Assignment.State.ANSWERED:
+            raise Conflict("This clip is answered; it cannot be skipped.", code="answered")
+        if assignment.state == Assignment.State.EXPIRED:
+            assignment.state = Assignment.State.SKIPPED
+            assignment.save(update_fields=["state"])
+            return assignment
+        return _lease_close(assignment_id=assignment.pk, state=Assignment.State.SKIPPED)
+
+
+# --------------------------------------------------------------------------------------------
+# Review
+
+
+def task_set_gold(*, campaign: Campaign, task_id: int, label: int | None) -> Task:
+    """Make a clip gold with a reference label, or (label None) an ordinary clip again."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(campaign=campaign, pk=task_id).first()
+        if task is None:
+            raise NotFound("Clip not found in this campaign.")
+        task.is_gold = label is not None
+        task.gold_label = label
+        task.save(update_fields=["is_gold", "gold_label", "updated_at"])
+        # A clip that stops being gold takes its status from its votes again.
+        consensus_enqueue(task_id=task.pk)
+    return task

@@ -49,3 +49,40 @@ def refresh_active_statistics() -> int:
             refresh_statistics.delay(campaign_id)
             count += 1
     return count
+
+
+# Review and exports -----------------------------------------------------------------------------
+
+
+@shared_task(name="annotations.refresh_statistics_after_review", acks_late=True)
+def refresh_statistics_after_review(campaign_id: int, since: str) -> bool:
+    """Refresh a campaign's statistics after a review decision, unless a later refresh did."""
+    from datetime import datetime
+
+    from . import review
+
+    return review.statistics_refresh_since(
+        campaign_id=campaign_id, since=datetime.fromisoformat(since)
+    )
+
+
+@shared_task(
+    name="annotations.run_export",
+    acks_late=True,
+    time_limit=6 * 3600,
+    soft_time_limit=6 * 3600 - 60,
+)
+def run_export(job_id: int) -> str | None:
+    """Write an export job's file (idempotent: a job done stays done, see REVIEW.md).
+
+    When another run holds the job with a fresh heartbeat (this message was redelivered while
+    it still runs), check again later: if that run's worker dies, this takes the job over.
+    """
+    from . import exports
+
+    result = exports.export_run(job_id=job_id)
+    if result == exports.BUSY:
+        if not run_export.app.conf.task_always_eager:
+            run_export.apply_async((job_id,), countdown=exports.STALE_AFTER_S)
+        return exports.BUSY
+    return None if result is None else result.status

@@ -1,3 +1,132 @@
 """API routes of the annotations app, mounted under /api/v1/."""
 
-urlpatterns: list = []
+import re
+
+from django.urls import path, register_converter
+
+from . import api
+
+
+class IdConverter:
+    """An id in a path; anything that is not a number names nothing and becomes -1.
+
+    Every path segment reaches the view, so a malformed id gets the API's JSON 404 rather than
+    Django's HTML page for unknown URLs.
+    """
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> int:
+        return int(value) if re.fullmatch(r"-?[0-9]{1,30}", value) else -1
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "lsf_id")
+
+urlpatterns = [
+    path("auth/token/", api.TokenView.as_view(), name="auth-token"),
+    path("campaigns/", api.CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/<lsf_id:campaign_id>/next/", api.NextView.as_view(), name="campaign-next"),
+    path(
+        "campaigns/<lsf_id:campaign_id>/last-answer/",
+        api.LastAnswerView.as_view(),
+        name="campaign-last-answer",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/progress/",
+        api.ProgressView.as_view(),
+        name="campaign-progress",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/tasks/<lsf_id:task_id>/gold/",
+        api.GoldView.as_view(),
+        name="task-gold",
+    ),
+    path(
+        "assignments/<lsf_id:assignment_id>/answer/",
+        api.AnswerView.as_view(),
+        name="assignment-answer",
+    ),
+    path(
+        "assignments/<lsf_id:assignment_id>/answer-and-next/",
+        api.AnswerNextView.as_view(),
+        name="assignment-answer-next",
+    ),
+    path(
+        "assignments/<lsf_id:assignment_id>/skip/", api.SkipView.as_view(), name="assignment-skip"
+    ),
+]
+
+# Agreement statistics and recomputes (reviewers and admins).
+from . import stats_api  # noqa: E402
+
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/statistics/",
+        stats_api.StatisticsView.as_view(),
+        name="campaign-statistics",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/statistics/refresh/",
+        stats_api.StatisticsRefreshView.as_view(),
+        name="campaign-statistics-refresh",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/recompute/",
+        stats_api.RecomputeView.as_view(),
+        name="campaign-recompute",
+    ),
+]
+
+# Review queue, decisions, Improper batches and exports (reviewers and admins; see REVIEW.md).
+from . import review_api  # noqa: E402
+
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/queue/",
+        review_api.ReviewQueueView.as_view(),
+        name="review-queue",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/ds-disagreements/",
+        review_api.DisagreementQueueView.as_view(),
+        name="review-ds-disagreements",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/tasks/<lsf_id:task_id>/",
+        review_api.ReviewTaskView.as_view(),
+        name="review-task",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/tasks/<lsf_id:task_id>/decisions/",
+        review_api.TaskDecisionsView.as_view(),
+        name="review-task-decisions",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/decisions/",
+        review_api.CampaignDecisionsView.as_view(),
+        name="review-decisions",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/batches/",
+        review_api.BatchQueueView.as_view(),
+        name="review-batches",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/review/batches/<lsf_id:batch_id>/decision/",
+        review_api.BatchDecisionView.as_view(),
+        name="review-batch-decision",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/exports/",
+        review_api.ExportListView.as_view(),
+        name="export-list",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/exports/<lsf_id:job_id>/",
+        review_api.ExportDetailView.as_view(),
+        name="export-detail",
+    ),
+]

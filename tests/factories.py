@@ -74,3 +74,21 @@ class VoteFactory(factory.django.DjangoModelFactory):
     campaign = factory.LazyAttribute(lambda o: o.task.campaign)
     annotator = factory.SubFactory(UserFactory)
     answer = 3
+
+
+class GoldTaskFactory(TaskFactory):
+    """A gold clip: a reviewer's reference label, mixed into every annotator's stream."""
+
+    is_gold = True
+    gold_label = 3
+
+
+def voted_task(campaign, answers, voters, **task_fields):
+    """A task of ``campaign`` with one vote per answer (``voters[i]`` gives ``answers[i]``) and
+    its consensus applied, as after the votes' workers ran."""
+    from annotations.consensus import consensus_update
+
+    task = TaskFactory(campaign=campaign, **task_fields)
+    for user, answer in zip(voters, answers, strict=False):
+        Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=int(answer))
+    return consensus_update(task_id=task.pk)

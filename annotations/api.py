@@ -1,0 +1,301 @@
+"""Annotation API: tokens, campaigns, the next clip, answers, corrections, skips and review.
+
+Views check the shape of input, resolve ids through the access helpers and call one service or
+selector; rules live in services.py, the claim's design in ASSIGNMENT.md.
+"""
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labelstudio_ferv.errors import ValidationError
+from labelstudio_ferv.expressions import answer_from_key
+
+from . import selectors, services
+from .access import access_campaign
+from .models import Role
+from .serializers import (
+    AnswerInput,
+    AnswerNextOutput,
+    CampaignOutput,
+    ErrorOutput,
+    GoldInput,
+    GoldOutput,
+    LastAnswerOutput,
+    NextOutput,
+    ProgressOutput,
+    TokenInput,
+    TokenOutput,
+    VoteOutput,
+)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOutput, description=description)
+
+
+def _id(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        OpenApiParameter.PATH,
+        description=description,
+    )
+
+
+CAMPAIGN_ID = _id("campaign_id", "A campaign you are a member of.")
+ASSIGNMENT_ID = _id("assignment_id", "One of your assignments.")
+TASK_ID = _id("task_id", "A clip of the campaign (its task id).")
+
+E400 = _error("Malformed request: the message names what is wrong.")
+E401 = _error("No valid token or session.")
+E403 = _error("Your role in this campaign is too low for this.")
+E404_CAMPAIGN = _error("No such campaign, or you are not a member of it.")
+E404_ASSIGNMENT = _error("No such assignment of yours.")
+E409 = _error("The request conflicts with the state of the clip (see the message).")
+
+
+class TokenView(APIView):
+    """Exchange a username and password for the user's API token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=TokenInput,
+        responses={200: TokenOutput, 400: E400},
+        summary="Get an API token",
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        data = TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request._request, **data.validated_data)
+        if user is None or not user.is_active:
+            raise ValidationError("Wrong username or password.", code="bad_credentials")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class CampaignListView(APIView):
+    """The campaigns you are a member of, with your role and your own progress."""
+
+    @extend_schema(
+        responses={200: CampaignOutput(many=True), 401: E401},
+        summary="Your campaigns",
+        tags=["campaigns"],
+    )
+    def get(self, request: Request) -> Response:
+        campaigns = selectors.campaigns_for_user(user=request.user)
+        return Response(CampaignOutput(campaigns, many=True).data)
+
+
+class NextView(APIView):
+    """Your next clip: the one you hold, or a newly claimed one; 204 when none is left for you."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=None,
+        parameters=[CAMPAIGN_ID],
+        responses={
+            200: OpenApiResponse(NextOutput, description="The clip you hold until `expires_at`."),
+            204: OpenApiResponse(description="No clip is left for you in this campaign."),
+            401: E401,
+            404: E404_CAMPAIGN,
+            409: E409,
+        },
+        summary="Next clip",
+        tags=["annotate"],
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign, membership = access_campaign(user=request.user, campaign_id=campaign_id)
+        offer = services.assignment_next(
+            campaign=campaign, membership=membership, user=request.user
+        )
+        if offer is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(NextOutput(offer).data)
+
+
+def _answer_input(request: Request) -> dict:
+    data = AnswerInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    return {
+        "answer": int(answer_from_key(data.validated_data["label"])),
+        "time_ms": data.validated_data.get("time_ms"),
+    }
+
+
+ANSWER_ERRORS = {400: E400, 401: E401, 404: E404_ASSIGNMENT, 409: E409}
+
+
+class AnswerView(APIView):
+    """Answer your assignment; the same answer again is a no-op, a different one a correction.
+
+    201: the answer is stored. 200: it was already stored (a retry), or your most recent answer
+    was corrected. 409: the assignment was skipped, or the answer can no longer change (not your
+    most recent answer, or the clip's label is settled). An answer after the lease ran out is
+    stored all the same.
+    """
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=AnswerInput,
+        parameters=[ASSIGNMENT_ID],
+        responses={
+            201: OpenApiResponse(VoteOutput, description="Your answer, stored now."),
+            200: OpenApiResponse(
+                VoteOutput, description="Already stored (a retry), or your correction."
+            ),
+            **ANSWER_ERRORS,
+        },
+        summary="Answer a clip",
+        tags=["annotate"],
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        result = services.assignment_answer(
+            user=request.user, assignment_id=assignment_id, **_answer_input(request)
+        )
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(VoteOutput(result.vote).data, status=code)
+
+
+class AnswerNextView(APIView):
+    """Answer your assignment and get your next clip in the same round trip.
+
+    The answer behaves exactly as in "Answer a clip"; `next` is what "Next clip" would return
+    (null when no clip is left for you).
+    """
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=AnswerInput,
+        parameters=[ASSIGNMENT_ID],
+        responses={
+            201: OpenApiResponse(AnswerNextOutput, description="Answer stored now; next clip."),
+            200: OpenApiResponse(
+                AnswerNextOutput, description="Answer already stored (a retry) or corrected."
+            ),
+            **ANSWER_ERRORS,
+        },
+        summary="Answer a clip and get the next",
+        tags=["annotate"],
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        result = services.assignment_answer(
+            user=request.user, assignment_id=assignment_id, **_answer_input(request)
+        )
+        campaign, membership = access_campaign(
+            user=request.user, campaign_id=result.vote.campaign_id
+        )
+        offer = services.assignment_next(
+            campaign=campaign, membership=membership, user=request.user
+        )
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(AnswerNextOutput({"vote": result.vote, "next": offer}).data, status=code)
+
+
+class SkipView(APIView):
+    """Give the clip back without answering; it is not offered to you again."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=None,
+        parameters=[ASSIGNMENT_ID],
+        responses={
+            204: OpenApiResponse(description="Skipped (or already skipped)."),
+            401: E401,
+            404: E404_ASSIGNMENT,
+            409: E409,
+        },
+        summary="Skip a clip",
+        tags=["annotate"],
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        services.assignment_skip(user=request.user, assignment_id=assignment_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LastAnswerView(APIView):
+    """Your most recent answer in the campaign with its clip, to show it again for a correction.
+
+    Correct it by sending a different label to the assignment's answer endpoint.
+    """
+
+    @extend_schema(
+        parameters=[CAMPAIGN_ID],
+        responses={
+            200: LastAnswerOutput,
+            204: OpenApiResponse(description="You have not answered anything here yet."),
+            401: E401,
+            404: E404_CAMPAIGN,
+        },
+        summary="Your last answer",
+        tags=["annotate"],
+    )
+    def get(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id)
+        vote = selectors.vote_last(campaign_id=campaign_id, user=request.user)
+        if vote is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        body = {
+            "assignment": {"id": vote.assignment_id} if vote.assignment_id else None,
+            "clip": selectors.ClipView.of(vote.task.clip),
+            "vote": vote,
+        }
+        return Response(LastAnswerOutput(body).data)
+
+
+class ProgressView(APIView):
+    """How far the campaign is: clips by consensus status, gold, votes and open assignments."""
+
+    @extend_schema(
+        parameters=[CAMPAIGN_ID],
+        responses={200: ProgressOutput, 401: E401, 403: E403, 404: E404_CAMPAIGN},
+        summary="Campaign progress (reviewers)",
+        tags=["review"],
+    )
+    def get(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        return Response(ProgressOutput(selectors.campaign_progress(campaign_id=campaign_id)).data)
+
+
+class GoldView(APIView):
+    """Set a clip's reference label, making it a gold check clip; null makes it ordinary again."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=GoldInput,
+        parameters=[CAMPAIGN_ID, TASK_ID],
+        responses={
+            200: GoldOutput,
+            400: E400,
+            401: E401,
+            403: E403,
+            404: _error("No such campaign (or not a member), or no such clip in it."),
+        },
+        summary="Set a gold label (reviewers)",
+        tags=["review"],
+    )
+    def put(self, request: Request, campaign_id: int, task_id: int) -> Response:
+        campaign, _ = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
+        )
+        data = GoldInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = data.validated_data["gold_label"]
+        label = None if key is None else int(answer_from_key(key))
+        task = services.task_set_gold(campaign=campaign, task_id=task_id, label=label)
+        return Response(GoldOutput(task).data)

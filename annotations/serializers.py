@@ -1,0 +1,160 @@
+"""Shapes of the annotation API's input and output.
+
+Nothing an annotator receives carries other people's answers, vote counts, the consensus or
+whether a clip is gold.
+"""
+
+from django.core.files.storage import default_storage
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, Answer
+
+from .models import Role
+
+MAX_TIME_MS = 24 * 3600 * 1000
+ANSWER_HELP = "The answer: one of " + ", ".join(ANSWER_KEYS) + " (pass: no usable face or no "
+ANSWER_HELP += "single expression)."
+
+
+class ErrorBody(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable reason.")
+    message = serializers.CharField(help_text="Plain-words explanation fit to show a user.")
+    details = serializers.JSONField(required=False, help_text="Per-field errors, when any.")
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorBody()
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+class TokenInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`.")
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+class OwnProgressOutput(serializers.Serializer):
+    answered = serializers.IntegerField(source="my_votes", help_text="Your answers so far.")
+    clips = serializers.IntegerField(source="clip_total", help_text="Clips in the campaign.")
+
+
+class CampaignOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices, help_text="Your role in this campaign.")
+    progress = OwnProgressOutput(source="*")
+
+
+class ProgressOutput(serializers.Serializer):
+    clips = serializers.IntegerField(help_text="Clips in the campaign, gold included.")
+    gold = serializers.IntegerField(help_text="Gold (reference) clips.")
+    votes = serializers.IntegerField(help_text="Valid votes stored on all clips.")
+    live_assignments = serializers.IntegerField(help_text="Clips being looked at right now.")
+    collecting = serializers.IntegerField()
+    trusted = serializers.IntegerField()
+    disputed = serializers.IntegerField()
+    discarded = serializers.IntegerField()
+    adjudicated = serializers.IntegerField()
+
+
+class GoldInput(serializers.Serializer):
+    gold_label = serializers.ChoiceField(
+        choices=CLASS_KEYS,
+        allow_null=True,
+        help_text="The clip's reference label (a class, never pass); null makes it ordinary.",
+    )
+
+
+class GoldOutput(serializers.Serializer):
+    task = serializers.IntegerField(source="pk")
+    clip = serializers.IntegerField(source="clip_id")
+    gold_label = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=CLASS_KEYS, allow_null=True))
+    def get_gold_label(self, task) -> str | None:
+        return None if task.gold_label is None else CLASS_KEYS[task.gold_label]
+
+
+# --- assignments ------------------------------------------------------------------------------
+
+
+class AssignmentOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="assignment_id")
+    expires_at = serializers.DateTimeField(
+        help_text="The clip is held for you until then; an answer after it is still stored."
+    )
+
+
+class ClipToAnnotateOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    video_url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+    duration_s = serializers.FloatField(allow_null=True)
+    fps = serializers.FloatField(allow_null=True)
+    frame_count = serializers.IntegerField(allow_null=True)
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+
+    def get_video_url(self, clip) -> str:
+        return default_storage.url(clip.video)
+
+    def get_poster_url(self, clip) -> str:
+        return default_storage.url(clip.poster)
+
+
+class NextOutput(serializers.Serializer):
+    assignment = AssignmentOutput(source="*")
+    clip = ClipToAnnotateOutput()
+
+
+class AnswerInput(serializers.Serializer):
+    label = serializers.ChoiceField(choices=ANSWER_KEYS, help_text=ANSWER_HELP)
+    time_ms = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TIME_MS,
+        required=False,
+        allow_null=True,
+        help_text="Milliseconds spent on the clip, as the browser measured them.",
+    )
+
+
+class VoteOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField(source="assignment_id", allow_null=True)
+    label = serializers.SerializerMethodField()
+    time_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=ANSWER_KEYS))
+    def get_label(self, vote) -> str:
+        return Answer(vote.answer).key
+
+
+class AnswerNextOutput(serializers.Serializer):
+    vote = VoteOutput()
+    next = NextOutput(
+        allow_null=True, help_text="Your next clip, or null when none is left for you."
+    )
+
+
+class AnsweredAssignmentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+
+
+class LastAnswerOutput(serializers.Serializer):
+    assignment = AnsweredAssignmentOutput(
+        allow_null=True, help_text="Send a different label to its answer endpoint to correct it."
+    )
+    clip = ClipToAnnotateOutput()
+    vote = VoteOutput()
