@@ -64,8 +64,7 @@ def main() -> None:
     inputs = work / f"inputs-{args.clips}"
     make_inputs(inputs, args.clips)
     (inputs / "manifest.csv").write_text(
-        "path,scene\n"
-        + "".join(f"{p.name},Speech\n" for p in sorted(inputs.glob("clip-*.mp4")))
+        "path,scene\n" + "".join(f"{p.name},Speech\n" for p in sorted(inputs.glob("clip-*.mp4")))
     )
     # A fresh start: earlier benchmark clips would be found by checksum and skipped.
     Task.objects.all().delete()
