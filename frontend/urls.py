@@ -7,4 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("campaigns/<int:campaign_id>/annotate/", views.annotate, name="annotate"),
+    path("campaigns/<int:campaign_id>/review/", views.review, name="review"),
+    path("campaigns/<int:campaign_id>/dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -1,10 +1,18 @@
-"""Server-rendered pages: login and the campaigns a user belongs to."""
+"""Server-rendered pages: login, the campaigns a user belongs to, and the shells of the
+annotator workspace, the review queue and the dashboard.
+
+The three shells only check membership and role; every piece of data on them comes from the
+documented REST API through the page's JavaScript (frontend/static/frontend/*.js).
+"""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotations import selectors
+from annotations.access import access_campaign
+from annotations.models import Role
+from labelstudio_ferv.errors import NotFound, PermissionDenied
 
 
 @login_required
@@ -12,3 +20,34 @@ def home(request: HttpRequest) -> HttpResponse:
     """Show the campaigns the user is a member of, with the user's role in each."""
     campaigns = selectors.campaigns_for_user(user=request.user)
     return render(request, "frontend/home.html", {"campaigns": campaigns})
+
+
+def _page(request: HttpRequest, campaign_id: int, template: str, min_role: str) -> HttpResponse:
+    try:
+        campaign, membership = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=min_role
+        )
+    except NotFound:
+        raise Http404("Campaign not found.")
+    except PermissionDenied as exc:
+        return render(request, "frontend/403.html", {"message": exc.message}, status=403)
+    context = {"campaign": campaign, "role": membership.role}
+    return render(request, template, context)
+
+
+@login_required
+def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The annotator workspace (any member)."""
+    return _page(request, campaign_id, "frontend/annotate.html", Role.ANNOTATOR)
+
+
+@login_required
+def review(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The review queue (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/review.html", Role.REVIEWER)
+
+
+@login_required
+def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign dashboard (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/dashboard.html", Role.REVIEWER)

@@ -1,0 +1,170 @@
+// The campaign dashboard for reviewers and admins, drawn from the progress, statistics,
+// ingestion and export endpoints.
+import { ANSWERS, api, el, explain, showMessage } from "./api.js";
+
+const app = document.getElementById("app");
+const CAMPAIGN = app.dataset.campaign;
+const base = `campaigns/${CAMPAIGN}/`;
+
+// FERV39k clips per class over the whole release (train + test), summed from
+// /work/shared/data/ferv39k_scene_class_counts.csv (the release's scene x class x split counts,
+// see FERV39K.md); 38,935 clips in all.
+const FERV39K = { angry: 7393, disgust: 2300, fear: 2111, happy: 7327, neutral: 9748, sad: 6916, surprise: 3140 };
+const CLASSES = ANSWERS.filter((a) => a.key !== "pass");
+const STATUSES = [
+  ["clips", "Clips"], ["collecting", "In progress (collecting votes)"], ["trusted", "Trusted"],
+  ["disputed", "Disputed"], ["discarded", "Discarded"], ["adjudicated", "Adjudicated"],
+  ["gold", "Gold"], ["votes", "Votes"], ["live_assignments", "Being looked at now"],
+];
+
+const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+const num = (x, d = 2) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
+
+function bar(label, value, max, text, cls = "") {
+  const width = max > 0 ? Math.max(0, Math.min(1, value / max)) * 100 : 0;
+  return el("div", { class: "bar", role: "img", "aria-label": `${label}: ${text}` },
+    el("span", { text: label }),
+    el("span", { class: "track" }, el("span", { class: `fill ${cls}`, style: `width:${width}%;display:block` })),
+    el("span", { text }));
+}
+
+function dl(rows) {
+  return el("dl", { class: "keys" }, ...rows.flatMap(([key, label, value]) => [
+    el("dt", { text: label }), el("dd", { "data-status": key }, el("span", { class: "n", text: String(value) })),
+  ]));
+}
+
+async function loadProgress() {
+  const box = document.getElementById("progress");
+  try {
+    const { data } = await api("GET", base + "progress/");
+    box.replaceChildren(dl(STATUSES.map(([k, label]) => [k, label, data[k]])));
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error", text: explain(err) }));
+  }
+}
+
+async function loadIngestion() {
+  const box = document.getElementById("ingestion");
+  try {
+    const { data } = await api("GET", base + "ingestion/");
+    const done = data.total ? (data.ready + data.failed) / data.total : 1;
+    box.replaceChildren(
+      el("progress", { max: "1", value: String(done), "aria-label": "Clips processed" }),
+      dl([["total", "Clips", data.total], ["ready", "Ready", data.ready], ["pending", "Waiting", data.pending],
+        ["processing", "Processing", data.processing], ["failed", "Failed", data.failed]]),
+      ...(data.failures || []).slice(0, 5).map((f) => el("p", { class: "error", text: `${f.name || f.id}: ${f.error || ""}` })),
+    );
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "error", text: explain(err) }));
+  }
+}
+
+function drawStats(stats) {
+  const d = stats.data;
+  document.getElementById("stats-meta").textContent = d
+    ? `Overall alpha ${num(d.alpha)} · Fleiss' kappa ${num(d.fleiss_kappa)} · ${d.votes} votes on ${d.clips} clips · ` +
+      `computed ${new Date(stats.computed_at).toLocaleString()}`
+    : "Not computed yet: press Recompute statistics.";
+  const alphaBars = (rows, key) => (rows || []).map((r) =>
+    bar(r[key], r.alpha === null ? 0 : Math.abs(r.alpha), 1,
+      r.alpha === null ? "n/a" : `${num(r.alpha)} (${r.clips})`, r.alpha < 0 ? "neg" : ""));
+  document.getElementById("alpha-scenario").replaceChildren(...alphaBars(d && d.per_scenario, "scenario"));
+  document.getElementById("alpha-scene").replaceChildren(...alphaBars(d && d.per_scene, "scene"));
+
+  const ours = (d && d.per_class) || {};
+  const oursTotal = Object.values(ours).reduce((a, b) => a + b, 0);
+  const refTotal = Object.values(FERV39K).reduce((a, b) => a + b, 0);
+  const balance = document.getElementById("balance");
+  balance.replaceChildren(el("p", { class: "legend" }, el("span", { style: "background:var(--accent)" }),
+    `Trusted labels here (${oursTotal})`, el("span", { style: "background:#9a6700" }), "FERV39k release"));
+  for (const c of CLASSES) {
+    const share = oursTotal ? (ours[c.key] || 0) / oursTotal : 0;
+    const ref = FERV39K[c.key] / refTotal;
+    balance.append(bar(`${c.name} (here)`, share, 0.4, pct(share)), bar(`${c.name} (FERV39k)`, ref, 0.4, pct(ref), "ref"));
+  }
+
+  const table = document.getElementById("annotators");
+  const rows = (d && d.annotators) || [];
+  table.replaceChildren(
+    el("thead", {}, el("tr", {}, ...["Annotator", "Votes", "Agreement", "Gold accuracy", "PASS rate", "Median time"]
+      .map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {},
+      el("td", { text: r.annotator || r.username || `#${r.annotator_id}` }), el("td", { text: String(r.votes) }),
+      el("td", { text: pct(r.agreement) }), el("td", { text: `${pct(r.gold_accuracy)} (${r.gold_answers})` }),
+      el("td", { text: pct(r.pass_rate) }),
+      el("td", { text: r.median_time_ms === null ? "—" : `${(r.median_time_ms / 1000).toFixed(1)} s` })))),
+  );
+}
+
+async function loadStats() {
+  try {
+    const { data } = await api("GET", base + "statistics/");
+    drawStats(data);
+    return data;
+  } catch (err) {
+    showMessage(explain(err));
+    drawStats({ data: null });
+    return null;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+document.getElementById("refresh").addEventListener("click", async (e) => {
+  const button = e.currentTarget;
+  const before = (await loadStats() || {}).computed_at;
+  button.disabled = true;
+  const meta = document.getElementById("stats-meta");
+  try {
+    await api("POST", base + "statistics/refresh/");
+    for (let i = 0; i < 60; i++) {
+      meta.textContent = `Recomputing… (${i} s)`;
+      await sleep(1000);
+      const stats = await loadStats();
+      if (stats && stats.computed_at && stats.computed_at !== before) break;
+    }
+    await loadProgress();
+  } catch (err) {
+    showMessage(explain(err));
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function exportRow(job) {
+  const done = job.status === "done";
+  return el("tr", { "data-job": String(job.id) },
+    el("td", { text: `${job.kind} #${job.id}` }), el("td", { text: job.status }),
+    el("td", {}, el("progress", { max: "1", value: String(job.progress ?? 0), "aria-label": `Export ${job.id} progress` }),
+      ` ${job.rows_done}${job.rows_total ? " / " + job.rows_total : ""} rows`),
+    el("td", {}, done && job.download_url ? el("a", { href: job.download_url, text: "Download" }) : (job.error || "")));
+}
+
+async function loadExports() {
+  const table = document.getElementById("exports");
+  try {
+    const { data } = await api("GET", base + "exports/");
+    table.replaceChildren(el("tbody", {}, ...data.map(exportRow)));
+    if (data.some((j) => j.status === "pending" || j.status === "running")) setTimeout(loadExports, 1000);
+  } catch (err) {
+    table.replaceChildren(el("tbody", {}, el("tr", {}, el("td", { class: "error", text: explain(err) }))));
+  }
+}
+
+for (const b of document.querySelectorAll(".export-buttons button")) {
+  b.addEventListener("click", async () => {
+    showMessage(null);
+    try {
+      await api("POST", base + "exports/", { kind: b.dataset.kind, params: {} });
+      await loadExports();
+    } catch (err) {
+      showMessage(explain(err));
+    }
+  });
+}
+
+loadProgress();
+loadIngestion();
+loadStats();
+loadExports();

@@ -1,0 +1,275 @@
+"""The browser pages in headless Chromium against the app under gunicorn on loopback.
+
+Everything the pages show and do goes through the REST API; these tests check it in the
+database, where a user's work ends up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from annotations.models import Task, Vote
+from clips.media import make_test_video
+from labelstudio_ferv.expressions import Answer
+from tests.conftest import ServerProcess, wait_for
+from tests.factories import ClipFactory, TaskFactory, UserFactory, voted_task
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update",
+]  # fmt: skip
+PATTERNS = ("testsrc2", "smptebars", "mandelbrot", "rgbtestsrc")
+# Keys 1-7 are the classes in FERV39k order, 0 is PASS.
+KEY_ANSWER = {str(i + 1): Answer(i) for i in range(7)} | {"0": Answer.PASS}
+
+
+@pytest.fixture(scope="module")
+def media_files() -> list[tuple[str, str]]:
+    """Real, playable clips (H.264 MP4 + JPEG poster) in MEDIA_ROOT, as the server serves them."""
+    folder = Path(settings.MEDIA_ROOT) / "browser-tests"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, pattern in enumerate(PATTERNS):
+        video = folder / f"clip-{i}.mp4"
+        poster = folder / f"clip-{i}.jpg"
+        if not video.exists():
+            make_test_video(video, seconds=1.0, size=(320, 240), pattern=pattern)
+            subprocess.run(
+                ["ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "1",
+                 str(poster)],
+                check=True,
+            )  # fmt: skip
+        files.append((f"browser-tests/{video.name}", f"browser-tests/{poster.name}"))
+    return files
+
+
+def real_clip(media_files, n: int):
+    video, poster = media_files[n % len(media_files)]
+    return ClipFactory(
+        video=video, poster=poster, duration_s=1.0, fps=25.0, frame_count=25, width=320, height=240
+    )
+
+
+@pytest.fixture
+def server(live_db):
+    proc = ServerProcess(SERVE_MEDIA="1", CELERY_TASK_ALWAYS_EAGER="1").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls in between (and
+    # the database flush after each test) are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def log_in(page, server, username: str) -> None:
+    page.goto(server.url + "/login/")
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type("pw-for-tests")
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/")
+
+
+def shown_assignment(page, other_than: str | None = None) -> str:
+    """Wait until the workspace shows a live clip (not ``other_than``) and return its assignment."""
+    page.wait_for_function(
+        """(prev) => {
+            const app = document.getElementById('app');
+            const v = document.getElementById('video');
+            return app.dataset.mode === 'answering' && app.dataset.assignment &&
+                   app.dataset.assignment !== prev && v.readyState >= 2;
+        }""",
+        arg=other_than,
+    )
+    return page.get_attribute("#app", "data-assignment")
+
+
+def campaign_tasks(campaign, media_files, n: int) -> None:
+    for i in range(n):
+        TaskFactory(campaign=campaign, clip=real_clip(media_files, i))
+
+
+def test_an_annotator_answers_ten_clips_with_the_keyboard_and_corrects_one(
+    server, page, campaign, alice, media_files
+):
+    campaign.gold_share = 0
+    campaign.save()
+    campaign_tasks(campaign, media_files, 12)
+    log_in(page, server, "alice")
+    link = page.get_by_role("link", name="Annotate")
+    assert link.count() == 1
+    assert page.get_by_role("link", name="Review queue").count() == 0
+    page.goto(server.url + link.get_attribute("href"))
+
+    keys = ["4", "1", "5", "0", "7", "2", "3", "6", "5", "4"]
+    given: dict[int, Answer] = {}
+    previous = None
+    for i, key in enumerate(keys):
+        assignment = shown_assignment(page, previous)
+        if i == 0:
+            assert page.evaluate("document.getElementById('video').muted") is True
+            page.keyboard.press("?")
+            page.wait_for_selector("#help:not([hidden])")
+            page.keyboard.press("Escape")
+            page.wait_for_selector("#help", state="hidden")
+        if i == 7:
+            # Reloading loses nothing: the same live clip comes back.
+            page.reload()
+            assert shown_assignment(page) == assignment
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "workspace.png"))
+        page.keyboard.press(key)
+        given[int(assignment)] = KEY_ANSWER[key]
+        previous = assignment
+        if i == 4:
+            # Undo: the last answer comes back; a different key corrects it.
+            shown_assignment(page, previous)
+            page.keyboard.press("u")
+            page.wait_for_function(
+                "(a) => document.getElementById('app').dataset.mode === 'correcting' && "
+                "document.getElementById('app').dataset.assignment === a",
+                arg=assignment,
+            )
+            page.keyboard.press("6")
+            given[int(assignment)] = Answer.SAD
+            corrected = int(assignment)
+
+    page.wait_for_selector("#pending", state="hidden")
+    wait_for(lambda: Vote.objects.filter(annotator=alice).count() == 10)
+    time.sleep(0.3)
+    votes = {v.assignment_id: Answer(v.answer) for v in Vote.objects.filter(annotator=alice)}
+    assert votes == given
+    assert votes[corrected] == Answer.SAD
+    assert "Answered today: 10" in page.text_content("#progress")
+
+
+def test_answers_given_while_the_server_is_down_are_stored_once_it_is_back(
+    server, page, campaign, alice, media_files
+):
+    campaign.gold_share = 0
+    campaign.save()
+    campaign_tasks(campaign, media_files, 8)
+    log_in(page, server, "alice")
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/annotate/")
+    given: dict[int, Answer] = {}
+    previous = None
+    for key in ["1", "2"]:
+        previous = shown_assignment(page, previous)
+        page.keyboard.press(key)
+        given[int(previous)] = KEY_ANSWER[key]
+    offline = shown_assignment(page, previous)
+
+    server.stop()
+    page.keyboard.press("3")
+    page.wait_for_selector("#pending:not([hidden])")
+    assert "1 answer waiting to be saved" in page.text_content("#pending")
+    page.wait_for_function("document.getElementById('state').textContent.includes('server')")
+    time.sleep(1.5)  # a few retries fail meanwhile
+    # Changing one's mind offline works on the kept answer, still one answer to store.
+    page.keyboard.press("u")
+    page.wait_for_function(
+        "(a) => document.getElementById('app').dataset.assignment === a", arg=offline
+    )
+    page.keyboard.press("5")
+    given[int(offline)] = Answer.NEUTRAL
+    assert Vote.objects.filter(annotator=alice).count() == 2
+    time.sleep(1.0)
+    server.start()
+
+    previous = shown_assignment(page, offline)
+    page.wait_for_selector("#pending", state="hidden")
+    for key in ["6", "7"]:
+        page.keyboard.press(key)
+        given[int(previous)] = KEY_ANSWER[key]
+        if key == "6":
+            previous = shown_assignment(page, previous)
+    page.wait_for_selector("#pending", state="hidden")
+    wait_for(lambda: Vote.objects.filter(annotator=alice).count() == 5)
+    time.sleep(0.5)
+    votes = list(Vote.objects.filter(annotator=alice))
+    assert len(votes) == 5
+    assert {v.assignment_id: Answer(v.answer) for v in votes} == given
+
+
+def test_a_reviewer_settles_a_disputed_clip_and_the_dashboard_shows_it(
+    server, page, campaign, rita, media_files
+):
+    voters = [UserFactory(username=f"voter{i}") for i in range(5)]
+    f, su, n = Answer.FEAR, Answer.SURPRISE, Answer.NEUTRAL
+    disputed = voted_task(campaign, [f, su, f, su, n], voters, clip=real_clip(media_files, 0))
+    other = voted_task(campaign, [n, su, n, su, f], voters, clip=real_clip(media_files, 1))
+    assert disputed.status == other.status == "disputed"
+    log_in(page, server, "rita")
+    assert page.get_by_role("link", name="Review queue").count() == 1
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/review/")
+    page.wait_for_function(
+        "(t) => document.getElementById('app').dataset.task === String(t)", arg=disputed.pk
+    )
+    page.wait_for_selector("#voters li")
+    assert page.locator("#voters li").count() == 5
+    page.wait_for_function("document.getElementById('video').readyState >= 2")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
+
+    page.keyboard.press("3")  # fear
+    wait_for(lambda: Task.objects.get(pk=disputed.pk).status == "adjudicated")
+    assert Task.objects.get(pk=disputed.pk).label == int(Answer.FEAR)
+    # The next item is loaded after a decision.
+    page.wait_for_function(
+        "(t) => document.getElementById('app').dataset.task === String(t)", arg=other.pk
+    )
+
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/dashboard/")
+    page.wait_for_selector("#progress [data-status=adjudicated]")
+    assert page.text_content("#progress [data-status=adjudicated] .n") == "1"
+    assert page.text_content("#progress [data-status=disputed] .n") == "1"
+    page.wait_for_selector("#balance .bar")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+
+def test_an_annotator_cannot_open_the_review_or_dashboard_pages(server, page, campaign, alice):
+    log_in(page, server, "alice")
+    for name in ("review", "dashboard"):
+        response = page.goto(f"{server.url}/campaigns/{campaign.pk}/{name}/")
+        assert response.status == 403
+        assert "You cannot open this page" in page.text_content("main")
+    response = page.goto(f"{server.url}/campaigns/{campaign.pk + 1000}/annotate/")
+    assert response.status == 404
