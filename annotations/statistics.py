@@ -12,7 +12,9 @@ import math
 import time
 
 import numpy as np
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from clips.models import Scenario, Scene
@@ -20,7 +22,7 @@ from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, N_ANSWERS, PAS
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
-from .models import Campaign, CampaignStatistics
+from .models import Campaign, CampaignStatistics, GoldBatch
 
 
 def _finite(value: float) -> float | None:
@@ -34,18 +36,32 @@ def _alpha(counts: np.ndarray) -> float | None:
         return None
 
 
+STATUS_KEYS = ("collecting", "trusted", "disputed", "discarded", "adjudicated")
+
+
 def alpha_per_group(data: CampaignArrays, counts: np.ndarray, key: np.ndarray) -> dict:
-    """Return alpha and the number of clips with two or more answers, per group id."""
+    """Return, per group id: alpha, the clips with two or more answers, and clips by status."""
     values = agreement.alpha_by_group(counts, key)
     pairable = counts.sum(axis=1) >= 2
-    sizes = np.bincount(key[pairable], minlength=int(key.max(initial=0)) + 1)
+    width = int(key.max(initial=0)) + 1
+    sizes = np.bincount(key[pairable], minlength=width)
+    by_status = np.bincount(
+        key * len(STATUS_KEYS) + data.status, minlength=width * len(STATUS_KEYS)
+    ).reshape(width, len(STATUS_KEYS))
     return {
-        int(group): {"alpha": _finite(alpha), "clips": int(sizes[group])}
-        for group, alpha in values.items()
+        int(group): {
+            "alpha": _finite(values.get(int(group), float("nan"))),
+            "clips": int(sizes[group]),
+            "status": dict(zip(STATUS_KEYS, by_status[group].tolist(), strict=True)),
+        }
+        for group in np.unique(key).tolist()
     }
 
 
-def per_annotator(data: CampaignArrays, counts: np.ndarray) -> list[dict]:
+BATCH_KEYS = ("accept", "improper", "unacceptable", "rejected")
+
+
+def per_annotator(data: CampaignArrays, counts: np.ndarray, campaign_id: int) -> list[dict]:
     """Return each annotator's votes, agreement with the others, gold accuracy, PASS rate, time.
 
     Agreement with the others' majority: for each vote, the answer the other voters on that clip
@@ -74,12 +90,28 @@ def per_annotator(data: CampaignArrays, counts: np.ndarray) -> list[dict]:
     order = np.argsort(user_idx, kind="stable")
     splits = np.cumsum(votes)[:-1]
     times = np.split(data.vote_time_ms[order], splits)
+    names = dict(
+        get_user_model().objects.filter(pk__in=users.tolist()).values_list("pk", "username")
+    )
+    batches: dict[int, dict[str, int]] = {}
+    for annotator_id, verdict, review, n in (
+        GoldBatch.objects.filter(campaign_id=campaign_id)
+        .values_list("annotator_id", "verdict", "review")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        row = batches.setdefault(annotator_id, {v: 0 for v in BATCH_KEYS})
+        row[verdict] += n
+        if review == GoldBatch.Review.REJECTED:
+            row["rejected"] += n
     rows = []
     for i, user_id in enumerate(users.tolist()):
         known = times[i][times[i] >= 0]
         rows.append(
             {
                 "annotator_id": user_id,
+                "username": names.get(user_id, ""),
+                "batches": batches.get(user_id, {v: 0 for v in BATCH_KEYS}),
                 "votes": int(votes[i]),
                 "agreement": _finite(agree_n[i] / comparable_n[i]) if comparable_n[i] else None,
                 "gold_answers": int(gold_n[i]),
@@ -132,7 +164,7 @@ def compute(*, campaign: Campaign, data: CampaignArrays) -> dict:
         "per_class": dict(zip(CLASS_KEYS, class_balance, strict=True)),
         "answers": list(ANSWER_KEYS),
         "confusion": confusion(data),
-        "annotators": per_annotator(data, counts),
+        "annotators": per_annotator(data, counts, campaign.pk),
     }
 
 

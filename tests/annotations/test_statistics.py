@@ -50,6 +50,14 @@ def test_statistics_match_hand_computed_values():
         agreement.krippendorff_nominal_from_counts(counts[:4]), abs=1e-6
     )
     assert by_scene["War"]["clips"] == 4
+    # Speech: H,H,H and H,H,S trusted, S,S,S trusted, N,S,H asks for a fourth vote.
+    assert by_scene["Speech"]["status"] == {
+        "collecting": 1,
+        "trusted": 3,
+        "disputed": 0,
+        "discarded": 0,
+        "adjudicated": 0,
+    }
     # Fleiss only over clips with exactly 3 votes: the 7 plain clips (the gold one has 2).
     assert data["fleiss_clips"] == 7
     assert data["fleiss_kappa"] == pytest.approx(agreement.fleiss_kappa(counts[:7]), abs=1e-6)
@@ -57,6 +65,8 @@ def test_statistics_match_hand_computed_values():
     assert data["per_class"]["happy"] == 3 and data["per_class"]["sad"] == 2
     rows = {r["annotator_id"]: r for r in data["annotators"]}
     first = rows[ann[0].pk]
+    assert first["username"] == "a0"
+    assert first["batches"] == {"accept": 0, "improper": 0, "unacceptable": 0, "rejected": 0}
     assert first["votes"] == 8 and first["gold_answers"] == 1 and first["gold_accuracy"] == 1.0
     assert rows[ann[1].pk]["gold_accuracy"] == 0.0
     assert first["pass_rate"] == pytest.approx(1 / 8)

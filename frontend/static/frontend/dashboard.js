@@ -87,14 +87,27 @@ function drawStats(stats) {
   const table = document.getElementById("annotators");
   const rows = (d && d.annotators) || [];
   table.replaceChildren(
-    el("thead", {}, el("tr", {}, ...["Annotator", "Votes", "Agreement", "Gold accuracy", "PASS rate", "Median time"]
+    el("thead", {}, el("tr", {}, ...["Annotator", "Votes", "Agreement", "Gold accuracy", "PASS rate", "Median time",
+      "Batches (accept / improper / unacceptable / rejected)"]
       .map((h) => el("th", { text: h })))),
     el("tbody", {}, ...rows.map((r) => el("tr", {},
       el("td", { text: r.annotator || r.username || `#${r.annotator_id}` }), el("td", { text: String(r.votes) }),
       el("td", { text: pct(r.agreement) }), el("td", { text: `${pct(r.gold_accuracy)} (${r.gold_answers})` }),
       el("td", { text: pct(r.pass_rate) }),
-      el("td", { text: r.median_time_ms === null ? "—" : `${(r.median_time_ms / 1000).toFixed(1)} s` })))),
+      el("td", { text: r.median_time_ms === null ? "—" : `${(r.median_time_ms / 1000).toFixed(1)} s` }),
+      el("td", { text: r.batches ? ["accept", "improper", "unacceptable", "rejected"].map((k) => r.batches[k]).join(" / ") : "—" })))),
   );
+
+  // Progress per scene: clips by consensus status.
+  const statusKeys = ["collecting", "trusted", "disputed", "discarded", "adjudicated"];
+  const sceneTable = document.getElementById("scene-progress");
+  if (sceneTable) {
+    sceneTable.replaceChildren(
+      el("thead", {}, el("tr", {}, ...["Scene", ...statusKeys].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...((d && d.per_scene) || []).map((r) => el("tr", {},
+        el("td", { text: r.scene }), ...statusKeys.map((k) => el("td", { text: String((r.status || {})[k] ?? 0) }))))),
+    );
+  }
 }
 
 async function loadStats() {
