@@ -165,7 +165,12 @@ def assignment_of_user(
             cursor, {"assignment": assignment_id, "user": user.pk}
         )
         row = cursor.fetchone()
-    return None if row is None else Assignment.from_db(connection.alias, _OWN_FIELDS, row)
+    if row is None:
+        return None
+    # from_db takes the loaded values in the model's field order.
+    values = dict(zip(_OWN_FIELDS, row, strict=True))
+    names = [f.attname for f in Assignment._meta.concrete_fields if f.attname in values]
+    return Assignment.from_db(connection.alias, names, [values[name] for name in names])
 
 
 def vote_last(*, campaign_id: int, user: AbstractBaseUser) -> Vote | None:

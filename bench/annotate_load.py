@@ -281,6 +281,7 @@ def cpu_seconds(groups: dict[str, int]) -> Counter:
     """Return the CPU seconds used so far by each process group, PostgreSQL and this process.
 
     ``groups`` maps a name to a process group id (gunicorn, the worker: each runs in its own).
+    PostgreSQL counts the whole server, other databases' sessions included.
     """
     tick = os.sysconf("SC_CLK_TCK")
     used: Counter = Counter()
@@ -292,7 +293,8 @@ def cpu_seconds(groups: dict[str, int]) -> Counter:
         comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         pid, pgrp = int(stat.parent.name), int(fields[2])
-        seconds = (int(fields[11]) + int(fields[12])) / tick
+        # Own time plus that of children already reaped: PostgreSQL backends come and go.
+        seconds = sum(int(f) for f in fields[11:15]) / tick
         name = next((n for n, g in groups.items() if g == pgrp), None)
         if name is None and comm.startswith("postgres"):
             name = "postgres"
