@@ -35,7 +35,9 @@ def batches_close(*, campaign_id: int, annotator_id: int) -> list[GoldBatch]:
     closed: list[GoldBatch] = []
     with transaction.atomic():
         member = (
-            Membership.objects.select_for_update()
+            # Lock the member row only: locking the campaign row too would hold up every vote
+            # insert of the campaign (their foreign-key checks share-lock it at commit).
+            Membership.objects.select_for_update(of=("self",))
             .select_related("campaign")
             .filter(campaign_id=campaign_id, user_id=annotator_id)
             .first()

@@ -113,9 +113,20 @@ def consensus_update(*, task_id: int) -> Task | None:
             .values_list("annotator_id", flat=True)
             .distinct()
         )
+    # Only voters with a full batch waiting are worth the batch service's lock and scan.
+    full = (
+        Vote.objects.filter(
+            campaign_id=task.campaign_id, annotator_id__in=voters, batch__isnull=True
+        )
+        .values("annotator_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=campaign.batch_size)
+        .values_list("annotator_id", flat=True)
+        .order_by()
+    )
     from .batches import batches_close
 
-    for annotator_id in voters:
+    for annotator_id in list(full) if voters else []:
         batches_close(campaign_id=task.campaign_id, annotator_id=annotator_id)
     return task
 

@@ -295,6 +295,12 @@ class Vote(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "annotator", "created_at"], name="vote_annotator"),
+            # The votes not yet cut into a gold batch, per annotator (see batches.py).
+            models.Index(
+                fields=["campaign", "annotator"],
+                condition=Q(batch__isnull=True),
+                name="vote_unbatched",
+            ),
         ]
 
     def __str__(self) -> str:

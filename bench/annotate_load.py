@@ -7,12 +7,14 @@ votes per clip, and drives it over HTTP on loopback from this process:
 * latency: the annotators pace themselves to a combined --rate clips per second (next, then
   answer) for --duration seconds; p50/p95/p99 of each request;
 * capacity: the annotators loop (next, then answer) with no pause for --duration seconds;
-* capacity, one request per clip: the same with answer-and-next.
+* the same two with answer-and-next (one request per clip).
 
-Then, once the worker has caught up with the consensus, it checks the database: no duplicate
-vote or lease, no clip given a vote it did not need (the trust rule replayed over each clip's
-votes in order), the lease and vote counters equal to the rows, and every 2xx answer stored
-with its label. The last line printed is one JSON object.
+Each run reports the CPU time per clip of the web processes, PostgreSQL, the worker and this
+process. Then the consensus messages the worker has not reached are dropped and the campaign's
+consensus is recomputed in bulk, and the database is checked: no duplicate vote or lease, no
+clip given a vote it did not need (the trust rule replayed over each clip's votes in order),
+the lease and vote counters equal to the rows, and every 2xx answer stored with its label. The
+last line printed is one JSON object. See bench/README.md.
 """
 
 from __future__ import annotations
