@@ -101,6 +101,7 @@ def page(browser, server):
 
 def log_in(page, server, username: str) -> None:
     page.goto(server.url + "/login/")
+    page.locator("#id_username").focus()  # autofocus may land after the load event
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type("pw-for-tests")
