@@ -6,7 +6,8 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.models import Campaign, Role
+from annotations.management.arguments import campaign_argument
+from annotations.models import Role
 from annotations.services import annotators_create
 
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        campaign = self._campaign(options["campaign"])
+        campaign = campaign_argument(options["campaign"])
         if options["count"] is not None:
             if not 1 <= options["count"] <= 100_000:
                 raise CommandError("--count must be between 1 and 100000.")
@@ -68,11 +69,3 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{len(credentials)} accounts in campaign {campaign.name!r}; tokens written to {path}"
         )
-
-    def _campaign(self, value: str) -> Campaign:
-        campaign = Campaign.objects.filter(name=value).first()
-        if campaign is None and value.isdigit():
-            campaign = Campaign.objects.filter(pk=int(value)).first()
-        if campaign is None:
-            raise CommandError(f"No campaign with id or name {value!r}.")
-        return campaign

@@ -10,7 +10,8 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations import exports
-from annotations.models import Campaign, ExportJob, Role
+from annotations.management.arguments import campaign_argument
+from annotations.models import ExportJob, Role
 from labelstudio_ferv.errors import ApplicationError
 
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="Record the job as created by this username.")
 
     def handle(self, *args, **options) -> None:
-        campaign = self._campaign(options["campaign"])
+        campaign = campaign_argument(options["campaign"])
         kind = options["kind"]
         params: dict = {}
         if kind == ExportJob.Kind.RELEASE:
@@ -74,11 +75,3 @@ class Command(BaseCommand):
             ):
                 shutil.copyfileobj(src, dst)
             self.stdout.write(f"copied to {options['output']}")
-
-    def _campaign(self, value: str) -> Campaign:
-        found = Campaign.objects.filter(name=value).first()
-        if found is None and value.isdigit():
-            found = Campaign.objects.filter(pk=int(value)).first()
-        if found is None:
-            raise CommandError(f"No campaign {value!r}.")
-        return found

@@ -2,11 +2,11 @@
 
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from annotations import consensus, statistics
-from annotations.models import Campaign
+from annotations.management.arguments import campaign_argument
 
 
 class Command(BaseCommand):
@@ -17,14 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-statistics", action="store_true")
 
     def handle(self, *args, **options):
-        value = options["campaign"]
-        campaign = (
-            Campaign.objects.filter(pk=int(value)).first()
-            if value.isdigit()
-            else Campaign.objects.filter(name=value).first()
-        )
-        if campaign is None:
-            raise CommandError(f"no campaign {value!r}")
+        campaign = campaign_argument(options["campaign"])
         steps = ["loading votes", "aggregating", "writing"]
         bar = tqdm(total=len(steps) + 1, unit="step", disable=None, file=self.stderr._out)
 

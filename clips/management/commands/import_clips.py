@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotations.models import Campaign
+from annotations.management.arguments import campaign_argument
 from clips.services import campaign_ingest, scene_lookup
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=200, help="inputs per transaction")
 
     def handle(self, *args, **options):
-        campaign = self._campaign(options["campaign"])
+        campaign = campaign_argument(options["campaign"])
         if options["folder"]:
             root = options["folder"].resolve()
             if not root.is_dir():
@@ -83,16 +83,6 @@ class Command(BaseCommand):
             f"{totals['created']} imported, {totals['existing']} already there, "
             f"{totals['rejected']} rejected"
         )
-
-    def _campaign(self, value: str) -> Campaign:
-        campaign = (
-            Campaign.objects.filter(pk=int(value)).first()
-            if value.isdigit()
-            else Campaign.objects.filter(name=value).first()
-        )
-        if campaign is None:
-            raise CommandError(f"no campaign {value!r}")
-        return campaign
 
     def _walk(self, root: Path) -> list[str]:
         """Return clip inputs below root: folders that hold frames, and every other file."""

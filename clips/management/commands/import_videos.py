@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.models import Campaign
+from annotations.management.arguments import campaign_argument
 from clips.models import MediaStatus
 from clips.pipeline import check_params, source_video_create, source_video_retry
 from clips.services import scene_lookup
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--retry-failed", action="store_true")
 
     def handle(self, *args, **options):
-        campaign = self._campaign(options["campaign"])
+        campaign = campaign_argument(options["campaign"])
         params = {
             key: options[key]
             for key in ("min_frames", "max_frames", "margin", "sample_every")
@@ -105,16 +105,6 @@ class Command(BaseCommand):
             f"{totals['imported']} imported, {totals['existing']} already there, "
             f"{totals['rejected']} rejected, {totals['retried']} retried"
         )
-
-    def _campaign(self, value: str) -> Campaign:
-        campaign = (
-            Campaign.objects.filter(pk=int(value)).first()
-            if value.isdigit()
-            else Campaign.objects.filter(name=value).first()
-        )
-        if campaign is None:
-            raise CommandError(f"no campaign {value!r}")
-        return campaign
 
     def _read_manifest(self, manifest: Path) -> list[tuple[str, str, str]]:
         with manifest.open(newline="") as handle:
