@@ -5,7 +5,7 @@ selector; rules live in services.py, the claim's design in ASSIGNMENT.md.
 """
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import JSONParser
@@ -20,11 +20,11 @@ from labelstudio_ferv.expressions import answer_from_key
 from . import selectors, services
 from .access import access_campaign
 from .models import Role
+from .openapi import error_response, path_id
 from .serializers import (
     AnswerInput,
     AnswerNextOutput,
     CampaignOutput,
-    ErrorOutput,
     GoldInput,
     GoldOutput,
     LastAnswerOutput,
@@ -35,30 +35,16 @@ from .serializers import (
     VoteOutput,
 )
 
+CAMPAIGN_ID = path_id("campaign_id", "A campaign you are a member of.")
+ASSIGNMENT_ID = path_id("assignment_id", "One of your assignments.")
+TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorOutput, description=description)
-
-
-def _id(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        name,
-        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-        OpenApiParameter.PATH,
-        description=description,
-    )
-
-
-CAMPAIGN_ID = _id("campaign_id", "A campaign you are a member of.")
-ASSIGNMENT_ID = _id("assignment_id", "One of your assignments.")
-TASK_ID = _id("task_id", "A clip of the campaign (its task id).")
-
-E400 = _error("Malformed request: the message names what is wrong.")
-E401 = _error("No valid token or session.")
-E403 = _error("Your role in this campaign is too low for this.")
-E404_CAMPAIGN = _error("No such campaign, or you are not a member of it.")
-E404_ASSIGNMENT = _error("No such assignment of yours.")
-E409 = _error("The request conflicts with the state of the clip (see the message).")
+E400 = error_response("Malformed request: the message names what is wrong.")
+E401 = error_response("No valid token or session.")
+E403 = error_response("Your role in this campaign is too low for this.")
+E404_CAMPAIGN = error_response("No such campaign, or you are not a member of it.")
+E404_ASSIGNMENT = error_response("No such assignment of yours.")
+E409 = error_response("The request conflicts with the state of the clip (see the message).")
 
 
 class TokenView(APIView):
@@ -284,7 +270,7 @@ class GoldView(APIView):
             400: E400,
             401: E401,
             403: E403,
-            404: _error("No such campaign (or not a member), or no such clip in it."),
+            404: error_response("No such campaign (or not a member), or no such clip in it."),
         },
         summary="Set a gold label (reviewers)",
         tags=["review"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -25,42 +24,29 @@ from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_ke
 from . import exports, review
 from .access import access_campaign
 from .models import ExportJob, ReviewDecision, Role
-from .serializers import ErrorOutput
+from .openapi import error_response, path_id
 
 # --- documentation helpers ----------------------------------------------------------------------
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorOutput, description=description)
+CAMPAIGN_ID = path_id("campaign_id", "A campaign you review or administer.")
+TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
+BATCH_ID = path_id("batch_id", "A gold batch of the campaign.")
+JOB_ID = path_id("job_id", "An export job of the campaign.")
 
-
-def _id(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        name,
-        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-        OpenApiParameter.PATH,
-        description=description,
-    )
-
-
-CAMPAIGN_ID = _id("campaign_id", "A campaign you review or administer.")
-TASK_ID = _id("task_id", "A clip of the campaign (its task id).")
-BATCH_ID = _id("batch_id", "A gold batch of the campaign.")
-JOB_ID = _id("job_id", "An export job of the campaign.")
-
-E400 = _error("Malformed request: the message names what is wrong.")
-E401 = _error("No valid token or session.")
-E403 = _error("Reviewers and admins only.")
-E404 = _error("No such campaign (or you are not a member of it).")
-E404_TASK = _error("No such campaign (or not a member), or no such clip in it.")
-E404_BATCH = _error("No such campaign (or not a member), or no such batch in it.")
-E404_JOB = _error("No such campaign (or not a member), or no such export of it.")
-E409_DECISION = _error(
+E400 = error_response("Malformed request: the message names what is wrong.")
+E401 = error_response("No valid token or session.")
+E403 = error_response("Reviewers and admins only.")
+E404 = error_response("No such campaign (or you are not a member of it).")
+E404_TASK = error_response("No such campaign (or not a member), or no such clip in it.")
+E404_BATCH = error_response("No such campaign (or not a member), or no such batch in it.")
+E404_JOB = error_response("No such campaign (or not a member), or no such export of it.")
+E409_DECISION = error_response(
     "Another reviewer decided this clip since you loaded it (the message names who and when; "
     "details.current_version is the version to decide on), the clip is gold, or there is "
     "nothing to reopen."
 )
-E409_BATCH = _error("The batch was already decided (by whom and when), or needs no review.")
+E409_BATCH = error_response("The batch was already decided (by whom and when), or needs no review.")
 READ_ERRORS = {401: E401, 403: E403, 404: E404}
 
 
@@ -545,7 +531,9 @@ class ExportListView(APIView):
             202: OpenApiResponse(ExportOut, description="Queued; poll its status."),
             400: E400,
             401: E401,
-            403: _error("Reviewers and admins only; usernames in a votes export: admins only."),
+            403: error_response(
+                "Reviewers and admins only; usernames in a votes export: admins only."
+            ),
             404: E404,
         },
         summary="Start an export",

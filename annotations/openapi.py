@@ -1,0 +1,20 @@
+"""OpenAPI documentation helpers shared by the annotations API modules."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from .serializers import ErrorOutput
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """Document an error status with the one error shape every endpoint uses."""
+    return OpenApiResponse(ErrorOutput, description=description)
+
+
+def path_id(name: str, description: str) -> OpenApiParameter:
+    """Document an id in the path (positive, 64-bit)."""
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        OpenApiParameter.PATH,
+        description=description,
+    )
