@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -27,24 +27,28 @@ from .models import Campaign, ConsensusStatus, Task, Vote
 
 logger = logging.getLogger(__name__)
 
-STATUS_NAMES = {
-    agreement.COLLECTING: ConsensusStatus.COLLECTING,
-    agreement.TRUSTED: ConsensusStatus.TRUSTED,
-    agreement.DISPUTED: ConsensusStatus.DISPUTED,
-    agreement.DISCARDED: ConsensusStatus.DISCARDED,
-}
+# Status codes of agreement.decide and loading.STATUS_CODES, in order.
+_CODE_TO_STATUS = [
+    ConsensusStatus.COLLECTING,
+    ConsensusStatus.TRUSTED,
+    ConsensusStatus.DISPUTED,
+    ConsensusStatus.DISCARDED,
+    ConsensusStatus.ADJUDICATED,
+]
 
 
 def consensus_enqueue(*, task_id: int) -> None:
     """Have a task's consensus recomputed once the current transaction commits.
 
-    The task is marked stale in the same transaction as the vote, so that if the broker is
-    down (or the message is lost) ``consensus_sweep``, run by beat, still catches it up: a
-    committed vote never goes uncounted.
+    The task is marked stale (and its ``vote_seq`` bumped) in the same transaction as the vote,
+    so that if the broker is down (or the message is lost) ``consensus_sweep``, run by beat,
+    still catches it up: a committed vote never goes uncounted.
     """
     from .tasks import update_consensus
 
-    Task.objects.filter(pk=task_id).update(consensus_stale=True, updated_at=timezone.now())
+    Task.objects.filter(pk=task_id).update(
+        consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=timezone.now()
+    )
 
     def send() -> None:
         try:
@@ -57,78 +61,64 @@ def consensus_enqueue(*, task_id: int) -> None:
 
 def valid_counts(*, task_id: int) -> list[int]:
     """Return the task's valid votes per answer, indexed like ``Answer``."""
-    counts = [0] * N_ANSWERS
-    rows = (
-        Vote.objects.filter(task_id=task_id, is_valid=True)
-        .values("answer")
+    return _valid_counts([task_id])[0].tolist()
+
+
+def _valid_counts(task_ids: list[int]) -> np.ndarray:
+    """Return len(task_ids) x answers valid-vote counts, rows in the order of ``task_ids``."""
+    counts = np.zeros((len(task_ids), N_ANSWERS), dtype=np.int64)
+    row = {task_id: i for i, task_id in enumerate(task_ids)}
+    groups = (
+        Vote.objects.filter(task_id__in=task_ids, is_valid=True)
+        .values_list("task_id", "answer")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for row in rows:
-        counts[row["answer"]] = row["n"]
+    for task_id, answer, n in groups:
+        counts[row[task_id], answer] = n
     return counts
 
 
 def consensus_update(*, task_id: int) -> Task | None:
     """Recompute one task's consensus from its valid votes; return the task, or None if gone.
 
-    Idempotent and order-free: the result depends only on the votes committed when it runs, so
-    a task run twice or out of order converges. The row lock serialises two workers on one task
-    and a vote being stored on it. Afterwards, the gold batches of its voters are closed when
-    full (see batches.py).
+    Unlike the per-vote message, this always recomputes (stale or not): callers use it to
+    see the consensus a decision leaves.
     """
     with transaction.atomic():
-        task = (
-            Task.objects.select_for_update(of=("self",))
-            .select_related("campaign")
-            .filter(pk=task_id)
-            .first()
-        )
-        if task is None:
+        if not Task.objects.select_for_update(of=("self",)).filter(pk=task_id).exists():
             return None
-        counts = valid_counts(task_id=task_id)
-        campaign = task.campaign
-        # A reviewer's request for more votes raises both this task's need and its cap.
-        status, label, share, needed = agreement.decide(
-            np.array([counts]),
-            campaign.votes_per_clip + task.extra_votes,
-            campaign.max_votes + task.extra_votes,
-            campaign.min_agreement,
-        )
-        task.counts = counts
-        task.vote_count = sum(counts)
-        task.agreement = float(share[0])
-        task.consensus_stale = False
-        fields = ["counts", "vote_count", "agreement", "consensus_stale", "updated_at"]
-        # A reviewer's decision always wins, and gold clips keep their reference label.
-        keep = task.status == ConsensusStatus.ADJUDICATED or task.review_locked or task.is_gold
-        if not keep:
-            task.status = STATUS_NAMES[int(status[0])]
-            task.label = int(label[0]) if label[0] >= 0 else None
-            task.votes_needed = int(needed[0])
-            fields += ["status", "label", "votes_needed"]
-        task.save(update_fields=fields)
-        voters = list(
-            Vote.objects.filter(task_id=task_id, batch__isnull=True)
-            .values_list("annotator_id", flat=True)
-            .distinct()
-        )
-    # Only voters with a full batch waiting are worth the batch service's lock and scan.
-    full = (
-        Vote.objects.filter(
-            campaign_id=task.campaign_id, annotator_id__in=voters, batch__isnull=True
-        )
-        .values("annotator_id")
-        .annotate(n=Count("id"))
-        .filter(n__gte=campaign.batch_size)
-        .values_list("annotator_id", flat=True)
-        .order_by()
-    )
-    from .batches import batches_close
+        _update_locked([task_id])
+    _close_full_batches([task_id])
+    return Task.objects.filter(pk=task_id).first()
 
-    for annotator_id in list(full) if voters else []:
-        batches_close(campaign_id=task.campaign_id, annotator_id=annotator_id)
-    return task
+
+def consensus_catch_up(*, task_id: int, limit: int = 500) -> int:
+    """Bring a voted task's consensus up to date, and other stale tasks with it; return how many.
+
+    Run by the message each committed vote sends. Idempotent and order-free: the result
+    depends only on the votes committed when it runs. Its own task is locked (waiting for a
+    vote still storing on it) and done only if still stale: when the worker falls behind, the
+    first message done takes up to ``limit`` other stale tasks in one bulk update (skipping
+    those another worker holds), and the messages of those tasks then find nothing to do. So
+    the worker's cost per vote falls as its backlog grows, and the backlog cannot run away.
+    """
+    with transaction.atomic():
+        lock = Task.objects.select_for_update(of=("self",))
+        ids = list(lock.filter(pk=task_id, consensus_stale=True).values_list("pk", flat=True))
+        if not ids:  # done already, by another message's catch-up or by the sweep
+            return 0
+        others = (
+            Task.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(consensus_stale=True)
+            .exclude(pk=task_id)
+            .order_by("updated_at")
+            .values_list("pk", flat=True)[: max(limit - 1, 0)]
+        )
+        ids += list(others)
+        _update_locked(ids)
+    _close_full_batches(ids)
+    return len(ids)
 
 
 def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
@@ -138,27 +128,96 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
     reached a worker (broker down, worker lost), with no manual step.
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    ids = list(
-        Task.objects.filter(consensus_stale=True, updated_at__lt=cutoff)
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
+    done = 0
+    while done < limit:
+        with transaction.atomic():
+            ids = list(
+                Task.objects.select_for_update(of=("self",), skip_locked=True)
+                .filter(consensus_stale=True, updated_at__lt=cutoff)
+                .order_by("updated_at")
+                .values_list("pk", flat=True)[: min(500, limit - done)]
+            )
+            if not ids:
+                break
+            _update_locked(ids)
+        _close_full_batches(ids)
+        done += len(ids)
+    return done
+
+
+def _update_locked(task_ids: list[int]) -> None:
+    """Recompute the consensus of tasks whose rows this transaction holds locked, in bulk."""
+    rows = list(
+        Task.objects.filter(pk__in=task_ids)
+        .order_by("pk")
+        .values_list(
+            "pk", "campaign_id", "extra_votes", "status", "label", "votes_needed",
+            "review_locked", "is_gold", "ds_label", "ds_confidence", "vote_seq",
+        )
+    )  # fmt: skip
+    if not rows:
+        return
+    ids = [row[0] for row in rows]
+    counts = _valid_counts(ids)
+    campaign_of = np.array([row[1] for row in rows])
+    campaigns = Campaign.objects.in_bulk(np.unique(campaign_of).tolist())
+    out = []
+    for campaign_id, campaign in campaigns.items():
+        pick = np.flatnonzero(campaign_of == campaign_id)
+        extra = np.array([rows[i][2] for i in pick], dtype=np.int64)
+        status, label, share, needed = _decide_by_extra(campaign, counts[pick], extra)
+        for j, i in enumerate(pick.tolist()):
+            pk, _, _, old_status, old_label, old_needed, locked, gold, ds, ds_conf, seq = rows[i]
+            # A reviewer's decision always wins, and gold clips keep their reference label.
+            if old_status == ConsensusStatus.ADJUDICATED or locked or gold:
+                new = (old_status, old_label, old_needed)
+            else:
+                code = int(status[j])
+                new = (
+                    _CODE_TO_STATUS[code].value,
+                    int(label[j]) if label[j] >= 0 else None,
+                    int(needed[j]),
+                )
+            out.append(
+                (pk, json.dumps(counts[i].tolist()), int(counts[i].sum()), new[0], new[1],
+                 float(share[j]), new[2], ds, ds_conf, seq)
+            )  # fmt: skip
+    _bulk_write(out)
+
+
+def _close_full_batches(task_ids: list[int]) -> None:
+    """Close the gold batches that the voters of these tasks have filled (see batches.py)."""
+    from .batches import batches_close
+
+    voters = (
+        Vote.objects.filter(task_id__in=task_ids, batch__isnull=True)
+        .values_list("campaign_id", "annotator_id")
+        .distinct()
+        .order_by()
     )
-    for task_id in ids:
-        consensus_update(task_id=task_id)
-    return len(ids)
+    by_campaign: dict[int, set[int]] = {}
+    for campaign_id, annotator_id in voters:
+        by_campaign.setdefault(campaign_id, set()).add(annotator_id)
+    for campaign_id, annotators in by_campaign.items():
+        size = Campaign.objects.filter(pk=campaign_id).values_list("batch_size", flat=True).first()
+        # Only voters with a full batch waiting are worth the batch service's lock and scan.
+        full = (
+            Vote.objects.filter(
+                campaign_id=campaign_id, annotator_id__in=annotators, batch__isnull=True
+            )
+            .values("annotator_id")
+            .annotate(n=Count("id"))
+            .filter(n__gte=size or 1)
+            .values_list("annotator_id", flat=True)
+            .order_by()
+        )
+        for annotator_id in list(full):
+            batches_close(campaign_id=campaign_id, annotator_id=annotator_id)
 
 
 # ---------------------------------------------------------------------------------------------
 # Whole-campaign recompute
 # ---------------------------------------------------------------------------------------------
-
-_CODE_TO_STATUS = [
-    ConsensusStatus.COLLECTING,
-    ConsensusStatus.TRUSTED,
-    ConsensusStatus.DISPUTED,
-    ConsensusStatus.DISCARDED,
-    ConsensusStatus.ADJUDICATED,
-]
 
 
 @dataclass
@@ -265,6 +324,7 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
         result.votes_needed.tolist(),
         [None if x < 0 else x for x in result.ds_label.tolist()],
         result.ds_confidence.tolist(),
+        data.vote_seq.tolist(),
         strict=True,
     )
     return _bulk_write(list(rows))
@@ -272,12 +332,23 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
 
 _COLUMNS = (
     "id", "counts", "vote_count", "status", "label", "agreement", "votes_needed", "ds_label",
-    "ds_confidence",
+    "ds_confidence", "vote_seq",
 )  # fmt: skip
+_TYPES = (
+    "bigint", "jsonb", "int", "text", "int", "double precision", "int", "int",
+    "double precision", "bigint",
+)  # fmt: skip
+# Fewer rows than this go in one UPDATE ... FROM (VALUES ...); more are COPYed to a temp table.
+_COPY_FROM = 2000
 
 
 def _bulk_write(rows: list[tuple]) -> int:
-    """Write recomputed consensus rows; only rows that differ are touched."""
+    """Write consensus rows (``_COLUMNS``); only rows that differ are touched.
+
+    A row is written only while the task's ``vote_seq`` is the one its votes were read at: a
+    vote committed since (or still storing: the UPDATE waits for its row lock) leaves the row to
+    that vote's own consensus message.
+    """
     if not rows:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -287,40 +358,47 @@ def _bulk_write(rows: list[tuple]) -> int:
                 "status=CASE WHEN review_locked THEN status ELSE %s END, "
                 "label=CASE WHEN review_locked THEN label ELSE %s END, "
                 "agreement=%s, votes_needed=%s, ds_label=%s, ds_confidence=%s, "
-                "consensus_stale=%s WHERE id=%s",
-                [(*row[1:], False, row[0]) for row in rows],
+                "consensus_stale=%s WHERE id=%s AND vote_seq=%s",
+                [(*row[1:-1], False, row[0], row[-1]) for row in rows],
             )
             return len(rows)
+        if len(rows) < _COPY_FROM:
+            from psycopg2.extras import execute_values
+
+            template = "(" + ", ".join(f"%s::{t}" for t in _TYPES) + ")"
+            source = f"(VALUES %s) AS r ({', '.join(_COLUMNS)})"
+            execute_values(
+                cursor.cursor, _UPDATE.format(source=source), rows, template, page_size=len(rows)
+            )
+            return cursor.rowcount
         # Within an outer transaction (a test, a caller's atomic block) ON COMMIT has not run.
         cursor.execute("DROP TABLE IF EXISTS consensus_rows")
-        cursor.execute(
-            "CREATE TEMP TABLE consensus_rows (id bigint, counts jsonb, vote_count int, "
-            "status text, label int, agreement double precision, votes_needed int, "
-            "ds_label int, ds_confidence double precision) ON COMMIT DROP"
-        )
+        columns = ", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))
+        cursor.execute(f"CREATE TEMP TABLE consensus_rows ({columns}) ON COMMIT DROP")
         buffer = io.StringIO()
         for row in rows:
             buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
         buffer.seek(0)
         cursor.copy_expert(f"COPY consensus_rows ({', '.join(_COLUMNS)}) FROM STDIN", buffer)
-        cursor.execute(
-            """
-            UPDATE annotations_task t
-            SET counts = r.counts, vote_count = r.vote_count,
-                -- A reviewer's decision taken while the arrays were loaded still holds.
-                status = CASE WHEN t.review_locked THEN t.status ELSE r.status END,
-                label = CASE WHEN t.review_locked THEN t.label ELSE r.label END,
-                agreement = r.agreement, votes_needed = r.votes_needed,
-                ds_label = r.ds_label, ds_confidence = r.ds_confidence,
-                consensus_stale = false, updated_at = now()
-            FROM consensus_rows r
-            WHERE t.id = r.id
-              AND (t.counts IS DISTINCT FROM r.counts OR t.status IS DISTINCT FROM r.status
-                   OR t.label IS DISTINCT FROM r.label OR t.votes_needed <> r.votes_needed
-                   OR t.vote_count <> r.vote_count OR t.agreement <> r.agreement
-                   OR t.ds_label IS DISTINCT FROM r.ds_label
-                   OR t.ds_confidence IS DISTINCT FROM r.ds_confidence
-                   OR t.consensus_stale)
-            """
-        )
+        cursor.execute(_UPDATE.format(source="consensus_rows r"))
         return cursor.rowcount
+
+
+_UPDATE = """
+UPDATE annotations_task t
+SET counts = r.counts, vote_count = r.vote_count,
+    -- A reviewer's decision taken while the votes were read still holds.
+    status = CASE WHEN t.review_locked THEN t.status ELSE r.status END,
+    label = CASE WHEN t.review_locked THEN t.label ELSE r.label END,
+    agreement = r.agreement, votes_needed = r.votes_needed,
+    ds_label = r.ds_label, ds_confidence = r.ds_confidence,
+    consensus_stale = false, updated_at = now()
+FROM {source}
+WHERE t.id = r.id AND t.vote_seq = r.vote_seq
+  AND (t.counts IS DISTINCT FROM r.counts OR t.status IS DISTINCT FROM r.status
+       OR t.label IS DISTINCT FROM r.label OR t.votes_needed <> r.votes_needed
+       OR t.vote_count <> r.vote_count OR t.agreement <> r.agreement
+       OR t.ds_label IS DISTINCT FROM r.ds_label
+       OR t.ds_confidence IS DISTINCT FROM r.ds_confidence
+       OR t.consensus_stale)
+"""

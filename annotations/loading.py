@@ -30,6 +30,7 @@ class CampaignArrays:
     scenario_id: np.ndarray
     extra_votes: np.ndarray  # votes a reviewer asked for on top of the campaign's
     review_locked: np.ndarray  # a reviewer's label or discard holds
+    vote_seq: np.ndarray  # the task's vote sequence number when its votes were read
     vote_task: np.ndarray  # index into the task arrays
     vote_annotator: np.ndarray  # user id
     vote_answer: np.ndarray
@@ -58,7 +59,11 @@ def _fetch(sql: str, params: list, columns: int) -> np.ndarray:
 
 
 def load_campaign(*, campaign_id: int) -> CampaignArrays:
-    """Return the campaign's tasks and valid votes as arrays."""
+    """Return the campaign's tasks and valid votes as arrays.
+
+    Tasks are read before votes: a vote committed in between bumps its task's ``vote_seq``
+    past the value read here, so a recompute from these arrays leaves that task alone.
+    """
     tasks = _fetch(
         """
         SELECT t.id,
@@ -67,7 +72,7 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
                CASE WHEN t.is_gold THEN 1 ELSE 0 END,
                COALESCE(t.gold_label, -1), COALESCE(t.label, -1), t.votes_needed,
                c.scene_id, s.scenario_id, t.extra_votes,
-               CASE WHEN t.review_locked THEN 1 ELSE 0 END
+               CASE WHEN t.review_locked THEN 1 ELSE 0 END, t.vote_seq
         FROM annotations_task t
         JOIN clips_clip c ON c.id = t.clip_id
         JOIN clips_scene s ON s.id = c.scene_id
@@ -75,7 +80,7 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
         ORDER BY t.id
         """,
         [campaign_id],
-        10,
+        11,
     )
     votes = _fetch(
         """
@@ -98,6 +103,7 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
         scenario_id=tasks[:, 7],
         extra_votes=tasks[:, 8],
         review_locked=tasks[:, 9].astype(bool),
+        vote_seq=tasks[:, 10],
         vote_task=np.searchsorted(task_id, votes[:, 0]),
         vote_annotator=votes[:, 1],
         vote_answer=votes[:, 2],

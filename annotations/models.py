@@ -144,6 +144,10 @@ class Task(models.Model):
     # Set in the transaction of every vote, cleared by the consensus update: a vote whose
     # message never reached a worker is still found and counted (consensus_sweep).
     consensus_stale = models.BooleanField(default=False)
+    # Bumped with consensus_stale by every change to the task's votes. A whole-campaign
+    # recompute writes a task only if this is still the value it loaded, so a vote that lands
+    # while it runs is never overwritten by the older arrays (see AGGREGATION.md).
+    vote_seq = models.PositiveBigIntegerField(default=0)
     # The Dawid-Skene view of the clip, computed for every campaign by the recompute.
     ds_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
     ds_confidence = models.FloatField(null=True, blank=True)

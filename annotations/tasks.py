@@ -7,9 +7,9 @@ from .models import Campaign, CampaignStatistics, Vote
 
 
 @shared_task(name="annotations.update_consensus", acks_late=True)
-def update_consensus(task_id: int) -> None:
-    """Recompute one task's consensus (idempotent; safe to run twice or out of order)."""
-    consensus.consensus_update(task_id=task_id)
+def update_consensus(task_id: int) -> int:
+    """Bring a voted task's consensus up to date, with other stale ones (idempotent)."""
+    return consensus.consensus_catch_up(task_id=task_id)
 
 
 @shared_task(name="annotations.sweep_consensus")

@@ -79,14 +79,25 @@ class Client:
     """A keep-alive HTTP client for one annotator."""
 
     def __init__(self, port: int, token: str):
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def post(self, path: str, body: dict | None = None) -> tuple[int, dict | None]:
-        self.conn.request("POST", path, json.dumps(body or {}), self.headers)
-        response = self.conn.getresponse()
-        raw = response.read()
-        return response.status, (json.loads(raw) if raw else None)
+        for attempt in (1, 2):
+            try:
+                self.conn.request("POST", path, json.dumps(body or {}), self.headers)
+                response = self.conn.getresponse()
+                raw = response.read()
+                return response.status, (json.loads(raw) if raw else None)
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed an idle keep-alive connection: open a new one and send
+                # again (an answer sent twice to one assignment is stored once).
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def start_server(port: int, log: Path):
@@ -149,10 +160,12 @@ def part_a(args, rng: random.Random) -> dict:
                  gold_label=truth if gold else None)
         )  # fmt: skip
     Task.objects.bulk_create(tasks, batch_size=2000)
+    task_of = {}
     for task, i in zip(
         Task.objects.filter(campaign=campaign).order_by("id"), picks.tolist(), strict=True
     ):
         truths[task.clip_id] = cells[i][1]
+        task_of[task.clip_id] = task.pk
     kinds = ["good"] * 24 + ["careless"] * 3 + ["spammer"] * 3
     creds = annotators_create(
         campaign=campaign, usernames=[f"sim-{k}-{n:02d}" for n, k in enumerate(kinds)]
@@ -169,14 +182,39 @@ def part_a(args, rng: random.Random) -> dict:
     server = start_server(port, work / "server.log")
     worker = Worker(1, work / "worker.log", extra=["-B", "--schedule", str(work / "beat")])
     lags: list[float] = []
+    pending: dict[int, float] = {}  # task id -> when a sampled vote on it was answered
+    done = threading.Event()
     answered = [0]
     lock = threading.Lock()
+
+    def sample_lags() -> None:
+        """Time how long after its answer each sampled vote shows in its clip's consensus."""
+        try:
+            while not done.is_set() or pending:
+                time.sleep(0.02)
+                with lock:
+                    waiting = dict(pending)
+                if not waiting:
+                    continue
+                stale = set(
+                    Task.objects.filter(pk__in=list(waiting), consensus_stale=True).values_list(
+                        "pk", flat=True
+                    )
+                )
+                now = time.monotonic()
+                with lock:
+                    for task_id, since in waiting.items():
+                        if task_id not in stale or now - since > 30:
+                            lags.append(now - since)
+                            pending.pop(task_id, None)
+        finally:
+            connection.close()
 
     def campaign_settled() -> bool:
         """Return whether no clip waits for its consensus (it may still ask for more votes)."""
         return not Task.objects.filter(campaign=campaign, consensus_stale=True).exists()
 
-    def loop(cred, person: Annotator, sample_lag: bool) -> None:
+    def loop(cred, person: Annotator) -> None:
         client = Client(port, cred.token)
         mine = 0
         idle = 0
@@ -195,8 +233,9 @@ def part_a(args, rng: random.Random) -> dict:
                     mine += 1
                     with lock:
                         answered[0] += 1
-                    if sample_lag and mine % 20 == 0:
-                        lags.append(consensus_lag(body["vote"]["id"]))
+                    if mine % 10 == 0:  # the sampler times when this vote shows
+                        with lock:
+                            pending[task_of[offer["clip"]["id"]]] = time.monotonic()
                     offer = body.get("next")
                     status = 200 if offer else 204
                 # Nothing for me now: clips may still be waiting for their consensus to ask
@@ -209,14 +248,16 @@ def part_a(args, rng: random.Random) -> dict:
     try:
         worker.wait_ready()
         started = time.monotonic()
-        threads = [
-            threading.Thread(target=loop, args=(c, p, n == 0)) for n, (c, p) in enumerate(people)
-        ]
+        threads = [threading.Thread(target=loop, args=(c, p)) for c, p in people]
+        sampler = threading.Thread(target=sample_lags)
+        sampler.start()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         label_s = time.monotonic() - started
+        done.set()
+        sampler.join()
         deadline = time.monotonic() + 120
         while Task.objects.filter(campaign=campaign, consensus_stale=True).exists():
             if time.monotonic() > deadline:
@@ -241,38 +282,48 @@ def part_a(args, rng: random.Random) -> dict:
     ds = aggregate(campaign=campaign, data=data)
     three = fixed_three_majority(campaign.pk, data)
     careless_ids = {c.username for c, p in people if p.kind != "good"}
-    caught = set(
-        GoldBatch.objects.filter(
-            campaign=campaign, verdict__in=["unacceptable", "improper"]
-        ).values_list("annotator__username", flat=True)
-    )
+    flagged = {
+        verdict: set(
+            GoldBatch.objects.filter(campaign=campaign, verdict=verdict).values_list(
+                "annotator__username", flat=True
+            )
+        )
+        for verdict in ("unacceptable", "improper")
+    }
+    caught = flagged["unacceptable"] | flagged["improper"]
+    good_ids = {c.username for c, p in people if p.kind == "good"}
     votes_all = Vote.objects.filter(campaign=campaign, task__is_gold=False).count()
     return {
         "clips": args.clips,
         "answers": answered[0],
         "label_s": round(label_s, 1),
         "answers_per_s": round(answered[0] / label_s, 1),
+        "consensus_lag_samples": len(lags),
+        "consensus_lag_p50_s": round(float(np.percentile(lags, 50)), 3) if lags else None,
         "consensus_lag_p95_s": round(float(np.percentile(lags, 95)), 3) if lags else None,
+        "consensus_lag_max_s": round(float(np.max(lags)), 3) if lags else None,
         "rule": summarise(rule["status"], rule["label"], truth, plain, votes_all),
         "dawid_skene": summarise(ds.status, ds.label, truth, plain, votes_all),
         "fixed3_majority": summarise(three[0], three[1], truth, plain, three[2]),
         "careless_total": len(careless_ids),
         "careless_caught": len(careless_ids & caught),
-        "good_flagged": len(caught - careless_ids),
+        "careless_unacceptable": len(careless_ids & flagged["unacceptable"]),
+        "good_total": len(good_ids),
+        # A good annotator's batch scored Improper goes to a reviewer; Unacceptable drops it.
+        "good_flagged_improper": len(good_ids & flagged["improper"]),
+        "good_flagged_unacceptable": len(good_ids & flagged["unacceptable"]),
+        "best_label_accuracy": {
+            "majority": best_label_accuracy(plurality_labels(data), truth, plain),
+            "dawid_skene": best_label_accuracy(ds.ds_label, truth, plain),
+        },
+        "dawid_skene_at_rule_accuracy": ds_share_at_accuracy(
+            ds.ds_label,
+            ds.ds_confidence,
+            truth,
+            plain,
+            summarise(rule["status"], rule["label"], truth, plain, votes_all)["trusted_accuracy"],
+        ),  # fmt: skip
     }
-
-
-def consensus_lag(vote_id: int) -> float:
-    """Return how long after the answer the vote shows in its clip's consensus."""
-    from annotations.models import Task, Vote
-
-    task_id = Vote.objects.filter(pk=vote_id).values_list("task_id", flat=True).first()
-    started = time.monotonic()
-    while time.monotonic() - started < 10:
-        if not Task.objects.filter(pk=task_id, consensus_stale=True).exists():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    return 10.0
 
 
 def fixed_three_majority(campaign_id: int, data) -> tuple[np.ndarray, np.ndarray, int]:
@@ -297,6 +348,37 @@ def fixed_three_majority(campaign_id: int, data) -> tuple[np.ndarray, np.ndarray
     status = np.where((counts.sum(axis=1) >= 3) & (top >= 2), np.where(leader == 7, 3, 1), 2)
     label = np.where(status == 1, leader, -1)
     return status, label, int(keep[~data.is_gold[idx]].sum())
+
+
+def plurality_labels(data) -> np.ndarray:
+    """Each clip's most voted class over its valid votes (PASS aside); -1 on a tie or none."""
+    counts = data.counts()[:, :7]
+    top = counts.max(axis=1)
+    unique = (counts == top[:, None]).sum(axis=1) == 1
+    return np.where((top > 0) & unique, counts.argmax(axis=1), -1)
+
+
+def best_label_accuracy(label, truth, plain) -> float:
+    """Share of the non-gold clips whose best label (whatever its confidence) is right."""
+    return round(float((label[plain] == truth[plain]).mean()), 4)
+
+
+def ds_share_at_accuracy(label, confidence, truth, plain, accuracy: float) -> dict:
+    """Trust Dawid-Skene's most confident clips until their accuracy would fall below
+    ``accuracy``; return the share trusted and the posterior threshold that gives it."""
+    label, confidence, truth = label[plain], confidence[plain], truth[plain]
+    order = np.argsort(-confidence, kind="stable")
+    right = np.cumsum(label[order] == truth[order])
+    running = right / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(running >= accuracy)
+    if not len(ok):
+        return {"trusted_share": 0.0, "threshold": None, "correct_labels": 0}
+    k = int(ok[-1])
+    return {
+        "trusted_share": round((k + 1) / len(order), 4),
+        "threshold": round(float(confidence[order][k]), 4),
+        "correct_labels": int(right[k]),
+    }
 
 
 def summarise(status, label, truth, plain, votes_spent: int) -> dict:

@@ -93,6 +93,59 @@ def test_the_update_is_idempotent_and_a_stale_mark_is_swept():
     assert consensus.consensus_update(task_id=10**9) is None  # a task gone is not an error
 
 
+@pytest.mark.django_db
+def test_one_vote_message_catches_up_every_stale_task_and_the_others_find_nothing_to_do():
+    campaign = CampaignFactory()
+    users = voters(campaign, 3)
+    tasks = [TaskFactory(campaign=campaign) for _ in range(4)]
+    for task, answers in zip(tasks, [[H, H, S], [P, P, H], [H, S], [S, S, S]], strict=True):
+        for user, answer in zip(users, answers, strict=False):
+            Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
+            consensus.consensus_enqueue(task_id=task.pk)  # as the vote's transaction does
+    assert Task.objects.filter(consensus_stale=True).count() == 4
+    assert consensus.consensus_catch_up(task_id=tasks[2].pk) == 4
+    got = {t.pk: t for t in Task.objects.filter(campaign=campaign)}
+    assert [got[t.pk].status for t in tasks] == ["trusted", "discarded", "collecting", "trusted"]
+    assert [got[t.pk].vote_count for t in tasks] == [3, 3, 2, 3]
+    assert [got[t.pk].vote_seq for t in tasks] == [3, 3, 2, 3]
+    assert not any(t.consensus_stale for t in got.values())
+    # The messages of the other votes arrive later: nothing left, nothing written again.
+    assert [consensus.consensus_catch_up(task_id=t.pk) for t in tasks] == [0, 0, 0, 0]
+    # A limit of one does the message's own task only.
+    Vote.objects.create(task=tasks[2], campaign=campaign, annotator=users[2], answer=H)
+    consensus.consensus_enqueue(task_id=tasks[2].pk)
+    consensus.consensus_enqueue(task_id=tasks[0].pk)
+    assert consensus.consensus_catch_up(task_id=tasks[2].pk, limit=1) == 1
+    assert Task.objects.get(pk=tasks[2].pk).status == "trusted"
+    assert Task.objects.get(pk=tasks[0].pk).consensus_stale is True
+
+
+@pytest.mark.django_db
+def test_a_recompute_leaves_alone_a_task_voted_on_while_it_ran():
+    campaign = CampaignFactory()
+    users = voters(campaign, 3)
+    quiet, voted = TaskFactory(campaign=campaign), TaskFactory(campaign=campaign)
+    vote_all(quiet, [H, H, H], users)
+    vote_all(voted, [S, S], users)
+    Task.objects.filter(pk=quiet.pk).update(status="collecting", label=None, counts=[0] * 8)
+
+    def vote_meanwhile(step):
+        if step == "aggregating":  # the votes are read; a third one lands on ``voted``
+            Vote.objects.create(task=voted, campaign=campaign, annotator=users[2], answer=S)
+            consensus.consensus_enqueue(task_id=voted.pk)
+
+    consensus.campaign_recompute(campaign_id=campaign.pk, progress=vote_meanwhile)
+    quiet, voted = Task.objects.get(pk=quiet.pk), Task.objects.get(pk=voted.pk)
+    assert (quiet.status, quiet.label, quiet.counts[H]) == ("trusted", H, 3)
+    # Written from the older arrays, ``voted`` would read 2 votes and lose its stale mark.
+    assert (voted.consensus_stale, voted.counts[S]) == (True, 2)
+    assert consensus.consensus_catch_up(task_id=voted.pk) == 1
+    voted = Task.objects.get(pk=voted.pk)
+    assert (voted.status, voted.label, voted.counts[S], voted.consensus_stale) == (
+        "trusted", S, 3, False,
+    )  # fmt: skip
+
+
 def batch_campaign(size=10, gold_every=2):
     """A campaign whose gold clips come every ``gold_every`` clips (answered in that order)."""
     campaign = CampaignFactory(batch_size=size, votes_per_clip=3)
