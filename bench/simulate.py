@@ -160,12 +160,10 @@ def part_a(args, rng: random.Random) -> dict:
                  gold_label=truth if gold else None)
         )  # fmt: skip
     Task.objects.bulk_create(tasks, batch_size=2000)
-    task_of = {}
     for task, i in zip(
         Task.objects.filter(campaign=campaign).order_by("id"), picks.tolist(), strict=True
     ):
         truths[task.clip_id] = cells[i][1]
-        task_of[task.clip_id] = task.pk
     kinds = ["good"] * 24 + ["careless"] * 3 + ["spammer"] * 3
     creds = annotators_create(
         campaign=campaign, usernames=[f"sim-{k}-{n:02d}" for n, k in enumerate(kinds)]
@@ -181,34 +179,8 @@ def part_a(args, rng: random.Random) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     server = start_server(port, work / "server.log")
     worker = Worker(1, work / "worker.log", extra=["-B", "--schedule", str(work / "beat")])
-    lags: list[float] = []
-    pending: dict[int, float] = {}  # task id -> when a sampled vote on it was answered
-    done = threading.Event()
     answered = [0]
     lock = threading.Lock()
-
-    def sample_lags() -> None:
-        """Time how long after its answer each sampled vote shows in its clip's consensus."""
-        try:
-            while not done.is_set() or pending:
-                time.sleep(0.02)
-                with lock:
-                    waiting = dict(pending)
-                if not waiting:
-                    continue
-                stale = set(
-                    Task.objects.filter(pk__in=list(waiting), consensus_stale=True).values_list(
-                        "pk", flat=True
-                    )
-                )
-                now = time.monotonic()
-                with lock:
-                    for task_id, since in waiting.items():
-                        if task_id not in stale or now - since > 30:
-                            lags.append(now - since)
-                            pending.pop(task_id, None)
-        finally:
-            connection.close()
 
     def campaign_settled() -> bool:
         """Return whether no clip waits for its consensus (it may still ask for more votes)."""
@@ -233,9 +205,6 @@ def part_a(args, rng: random.Random) -> dict:
                     mine += 1
                     with lock:
                         answered[0] += 1
-                    if mine % 10 == 0:  # the sampler times when this vote shows
-                        with lock:
-                            pending[task_of[offer["clip"]["id"]]] = time.monotonic()
                     offer = body.get("next")
                     status = 200 if offer else 204
                 # Nothing for me now: clips may still be waiting for their consensus to ask
@@ -249,15 +218,13 @@ def part_a(args, rng: random.Random) -> dict:
         worker.wait_ready()
         started = time.monotonic()
         threads = [threading.Thread(target=loop, args=(c, p)) for c, p in people]
-        sampler = threading.Thread(target=sample_lags)
-        sampler.start()
+        sampler = LagSampler(campaign.pk)
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         label_s = time.monotonic() - started
-        done.set()
-        sampler.join()
+        lags = sampler.stop()
         deadline = time.monotonic() + 120
         while Task.objects.filter(campaign=campaign, consensus_stale=True).exists():
             if time.monotonic() > deadline:
@@ -324,6 +291,67 @@ def part_a(args, rng: random.Random) -> dict:
             summarise(rule["status"], rule["label"], truth, plain, votes_all)["trusted_accuracy"],
         ),  # fmt: skip
     }
+
+
+class LagSampler:
+    """Times, in a process of its own, how long after each 10th vote its clip's consensus shows.
+
+    A vote's lag runs from its ``created_at`` (stamped by the web process as it stores the
+    vote) to the first poll that finds its task no longer stale. Polls every 20 ms, so lags
+    are over-stated by up to that much. In a separate process, the annotator threads' GIL
+    cannot delay the polls.
+    """
+
+    def __init__(self, campaign_id: int):
+        import multiprocessing
+
+        from django.db import connection
+
+        connection.close()  # the child opens its own
+        context = multiprocessing.get_context("fork")
+        self.stop_event = context.Event()
+        self.reader, writer = context.Pipe(duplex=False)
+        self.proc = context.Process(target=self._run, args=(campaign_id, writer), daemon=True)
+        self.proc.start()
+
+    def stop(self) -> list[float]:
+        self.stop_event.set()
+        lags = self.reader.recv()
+        self.proc.join(timeout=60)
+        return lags
+
+    def _run(self, campaign_id: int, writer) -> None:
+        from django.db import connection
+
+        lags: list[float] = []
+        pending: dict[int, tuple[int, float]] = {}  # vote id -> (task id, created at)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(max(id), 0) FROM annotations_vote")
+            last = cursor.fetchone()[0]
+            while not self.stop_event.is_set() or pending:
+                time.sleep(0.02)
+                cursor.execute(
+                    "SELECT id, task_id, extract(epoch FROM created_at) FROM annotations_vote "
+                    "WHERE campaign_id = %s AND id > %s ORDER BY id",
+                    [campaign_id, last],
+                )
+                for vote_id, task_id, created in cursor.fetchall():
+                    last = vote_id
+                    if vote_id % 10 == 0:
+                        pending[vote_id] = (task_id, float(created))
+                if not pending:
+                    continue
+                cursor.execute(
+                    "SELECT id FROM annotations_task WHERE id = ANY(%s) AND consensus_stale",
+                    [list({task for task, _ in pending.values()})],
+                )
+                stale = {row[0] for row in cursor.fetchall()}
+                now = time.time()
+                for vote_id, (task_id, created) in list(pending.items()):
+                    if task_id not in stale or now - created > 60:
+                        lags.append(now - created)
+                        del pending[vote_id]
+        writer.send(lags)
 
 
 def fixed_three_majority(campaign_id: int, data) -> tuple[np.ndarray, np.ndarray, int]:
@@ -418,6 +446,10 @@ def part_b(args) -> dict:
     campaign = Campaign.objects.filter(name=name).first()
     if campaign is None or Task.objects.filter(campaign=campaign).count() != args.scale_clips:
         campaign = seed_scale(name, args.scale_clips, 5)
+    # From a blank consensus every row is written, as on a campaign's first recompute.
+    Task.objects.filter(campaign=campaign).update(
+        vote_count=0, status="collecting", label=None, agreement=0.0
+    )
     started = time.perf_counter()
     changed = campaign_recompute(campaign_id=campaign.pk)
     recompute_s = time.perf_counter() - started
