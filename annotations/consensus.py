@@ -185,34 +185,31 @@ def _update_locked(task_ids: list[int]) -> None:
     _bulk_write(out)
 
 
+# The voters of some tasks who have a full batch of unbatched votes waiting: the voters come
+# through the task index, then each one's unbatched votes are counted in ``vote_unbatched``.
+# (Written so that no plan can start from every unbatched vote, even on stale statistics.)
+_FULL_BATCHES = """
+SELECT w.campaign_id, w.annotator_id
+FROM (SELECT DISTINCT campaign_id, annotator_id
+      FROM annotations_vote WHERE task_id IN ({ids})) AS w
+JOIN annotations_campaign c ON c.id = w.campaign_id
+WHERE (SELECT count(*) FROM annotations_vote v
+       WHERE v.campaign_id = w.campaign_id AND v.annotator_id = w.annotator_id
+         AND v.batch_id IS NULL) >= c.batch_size
+"""
+
+
 def _close_full_batches(task_ids: list[int]) -> None:
     """Close the gold batches that the voters of these tasks have filled (see batches.py)."""
     from .batches import batches_close
 
-    voters = (
-        Vote.objects.filter(task_id__in=task_ids, batch__isnull=True)
-        .values_list("campaign_id", "annotator_id")
-        .distinct()
-        .order_by()
-    )
-    by_campaign: dict[int, set[int]] = {}
-    for campaign_id, annotator_id in voters:
-        by_campaign.setdefault(campaign_id, set()).add(annotator_id)
-    for campaign_id, annotators in by_campaign.items():
-        size = Campaign.objects.filter(pk=campaign_id).values_list("batch_size", flat=True).first()
-        # Only voters with a full batch waiting are worth the batch service's lock and scan.
-        full = (
-            Vote.objects.filter(
-                campaign_id=campaign_id, annotator_id__in=annotators, batch__isnull=True
-            )
-            .values("annotator_id")
-            .annotate(n=Count("id"))
-            .filter(n__gte=size or 1)
-            .values_list("annotator_id", flat=True)
-            .order_by()
-        )
-        for annotator_id in list(full):
-            batches_close(campaign_id=campaign_id, annotator_id=annotator_id)
+    if not task_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_FULL_BATCHES.format(ids=", ".join(["%s"] * len(task_ids))), task_ids)
+        full = cursor.fetchall()
+    for campaign_id, annotator_id in full:
+        batches_close(campaign_id=campaign_id, annotator_id=annotator_id)
 
 
 # ---------------------------------------------------------------------------------------------
