@@ -297,9 +297,11 @@ class LagSampler:
     """Times, in a process of its own, how long after each 10th vote its clip's consensus shows.
 
     A vote's lag runs from its ``created_at`` (stamped by the web process as it stores the
-    vote) to the first poll that finds its task no longer stale. Polls every 20 ms, so lags
-    are over-stated by up to that much. In a separate process, the annotator threads' GIL
-    cannot delay the polls.
+    vote) to the first poll that finds its clip's consensus counting it: the clip is no longer
+    stale, or its counts hold at least as many votes as the clip had up to this one (a clip
+    often gets its next vote within a second, which marks it stale again). Polls every 20 ms,
+    so lags are over-stated by up to that much. In a separate process, the annotator threads'
+    GIL cannot delay the polls.
     """
 
     def __init__(self, campaign_id: int):
@@ -342,13 +344,19 @@ class LagSampler:
                 if not pending:
                     continue
                 cursor.execute(
-                    "SELECT id FROM annotations_task WHERE id = ANY(%s) AND consensus_stale",
-                    [list({task for task, _ in pending.values()})],
+                    """
+                    SELECT v.id FROM annotations_vote v JOIN annotations_task t ON t.id = v.task_id
+                    WHERE v.id = ANY(%s) AND (NOT t.consensus_stale OR (
+                        SELECT sum(n::int) FROM jsonb_array_elements_text(t.counts) AS n
+                    ) >= (SELECT count(*) FROM annotations_vote w
+                          WHERE w.task_id = v.task_id AND w.id <= v.id AND w.is_valid))
+                    """,
+                    [list(pending)],
                 )
-                stale = {row[0] for row in cursor.fetchall()}
+                shown = {row[0] for row in cursor.fetchall()}
                 now = time.time()
-                for vote_id, (task_id, created) in list(pending.items()):
-                    if task_id not in stale or now - created > 60:
+                for vote_id, (_task_id, created) in list(pending.items()):
+                    if vote_id in shown or now - created > 60:
                         lags.append(now - created)
                         del pending[vote_id]
         writer.send(lags)
