@@ -94,28 +94,29 @@ def consensus_update(*, task_id: int) -> Task | None:
 
 
 def consensus_catch_up(*, task_id: int, limit: int = 500) -> int:
-    """Bring a voted task's consensus up to date, and other stale tasks with it; return how many.
+    """Bring a voted task's consensus up to date, and every other stale task with it.
 
-    Run by the message each committed vote sends. Idempotent and order-free: the result
-    depends only on the votes committed when it runs. Its own task is locked (waiting for a
-    vote still storing on it) and done only if still stale: when the worker falls behind, the
-    first message done takes up to ``limit`` other stale tasks in one bulk update (skipping
-    those another worker holds), and the messages of those tasks then find nothing to do. So
-    the worker's cost per vote falls as its backlog grows, and the backlog cannot run away.
+    Run by the message each committed vote sends; returns how many tasks it updated.
+    Idempotent and order-free: the result depends only on the votes committed when it runs.
+    The message's own task is locked, waiting for a vote still storing on it, and done if
+    stale; up to ``limit`` other stale tasks are taken in the same bulk update, skipping those
+    another worker holds. So whichever message a worker takes next brings every committed vote
+    into its clip's consensus: when messages queue up behind a busy worker, the consensus does
+    not wait for them (their own tasks are done by then, and they cost one query each).
     """
     with transaction.atomic():
         lock = Task.objects.select_for_update(of=("self",))
         ids = list(lock.filter(pk=task_id, consensus_stale=True).values_list("pk", flat=True))
-        if not ids:  # done already, by another message's catch-up or by the sweep
-            return 0
         others = (
             Task.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(consensus_stale=True)
             .exclude(pk=task_id)
             .order_by("updated_at")
-            .values_list("pk", flat=True)[: max(limit - 1, 0)]
+            .values_list("pk", flat=True)[: max(limit - len(ids), 0)]
         )
         ids += list(others)
+        if not ids:
+            return 0
         _update_locked(ids)
     _close_full_batches(ids)
     return len(ids)

@@ -71,7 +71,8 @@ class Worker:
 
     def __init__(self, concurrency: int, log: Path, extra: list[str] | None = None):
         cmd = [
-            sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "worker", "-l", "warning",
+            sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "worker",
+            "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "warning"),
             "-P", "prefork", "-c", str(concurrency), "--without-mingle", "--without-gossip",
             "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", f"bench-{time.time_ns()}@%h",
             *(extra or []),

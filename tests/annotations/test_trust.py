@@ -118,6 +118,9 @@ def test_one_vote_message_catches_up_every_stale_task_and_the_others_find_nothin
     assert consensus.consensus_catch_up(task_id=tasks[2].pk, limit=1) == 1
     assert Task.objects.get(pk=tasks[2].pk).status == "trusted"
     assert Task.objects.get(pk=tasks[0].pk).consensus_stale is True
+    # A late message whose own task is done still brings the other stale tasks up to date.
+    assert consensus.consensus_catch_up(task_id=tasks[3].pk) == 1
+    assert Task.objects.get(pk=tasks[0].pk).consensus_stale is False
 
 
 @pytest.mark.django_db
