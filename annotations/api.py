@@ -5,7 +5,7 @@ selector; rules live in services.py, the claim's design in ASSIGNMENT.md.
 """
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import JSONParser
@@ -29,6 +29,7 @@ from .serializers import (
     GoldOutput,
     LastAnswerOutput,
     NextOutput,
+    NextQuery,
     ProgressOutput,
     TokenInput,
     TokenOutput,
@@ -45,6 +46,19 @@ E403 = error_response("Your role in this campaign is too low for this.")
 E404_CAMPAIGN = error_response("No such campaign, or you are not a member of it.")
 E404_ASSIGNMENT = error_response("No such assignment of yours.")
 E409 = error_response("The request conflicts with the state of the clip (see the message).")
+AHEAD = OpenApiParameter(
+    "ahead",
+    bool,
+    OpenApiParameter.QUERY,
+    description="Also hold the clip after the next one and return it as `ahead`, so that the "
+    "browser can preload it (at most one clip is held ahead).",
+)
+
+
+def _ahead(request: Request) -> bool:
+    query = NextQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data["ahead"]
 
 
 class TokenView(APIView):
@@ -90,9 +104,10 @@ class NextView(APIView):
 
     @extend_schema(
         request=None,
-        parameters=[CAMPAIGN_ID],
+        parameters=[CAMPAIGN_ID, AHEAD],
         responses={
             200: OpenApiResponse(NextOutput, description="The clip you hold until `expires_at`."),
+            400: E400,
             204: OpenApiResponse(description="No clip is left for you in this campaign."),
             401: E401,
             404: E404_CAMPAIGN,
@@ -102,9 +117,10 @@ class NextView(APIView):
         tags=["annotate"],
     )
     def post(self, request: Request, campaign_id: int) -> Response:
+        ahead = _ahead(request)
         campaign, membership = access_campaign(user=request.user, campaign_id=campaign_id)
         offer = services.assignment_next(
-            campaign=campaign, membership=membership, user=request.user
+            campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )
         if offer is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -166,7 +182,7 @@ class AnswerNextView(APIView):
 
     @extend_schema(
         request=AnswerInput,
-        parameters=[ASSIGNMENT_ID],
+        parameters=[ASSIGNMENT_ID, AHEAD],
         responses={
             201: OpenApiResponse(AnswerNextOutput, description="Answer stored now; next clip."),
             200: OpenApiResponse(
@@ -178,6 +194,7 @@ class AnswerNextView(APIView):
         tags=["annotate"],
     )
     def post(self, request: Request, assignment_id: int) -> Response:
+        ahead = _ahead(request)
         result = services.assignment_answer(
             user=request.user, assignment_id=assignment_id, **_answer_input(request)
         )
@@ -185,7 +202,7 @@ class AnswerNextView(APIView):
             user=request.user, campaign_id=result.vote.campaign_id
         )
         offer = services.assignment_next(
-            campaign=campaign, membership=membership, user=request.user
+            campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(AnswerNextOutput({"vote": result.vote, "next": offer}).data, status=code)

@@ -239,15 +239,19 @@ class Assignment(models.Model):
     # Whether this lease counts in its task's lease_count (gold clips have no slots); recorded at
     # claim time so that a task turned gold meanwhile still gives its slot back.
     holds_slot = models.BooleanField(default=True)
+    # Claimed in advance so that the browser can preload the clip while the annotator works on
+    # the current one; it becomes the current one (ahead = false) once that is closed.
+    ahead = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            # One clip per annotator at a time in a campaign, and never the same clip twice.
+            # At most one current clip and one clip ahead per annotator in a campaign, and
+            # never the same clip twice.
             models.UniqueConstraint(
-                fields=["campaign", "annotator"],
+                fields=["campaign", "annotator", "ahead"],
                 condition=Q(state="active"),
                 name="assignment_one_active",
             ),

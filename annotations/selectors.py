@@ -30,14 +30,20 @@ def _count(queryset: QuerySet) -> Coalesce:
 
 
 def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
-    """Return the user's campaigns with the user's ``role``, clip total and own vote count."""
+    """Return the user's campaigns with the user's ``role``, clip total and own vote counts.
+
+    ``my_votes_today`` counts from midnight in the server's time zone (setting ``TIME_ZONE``).
+    """
     role = Membership.objects.filter(campaign=OuterRef("pk"), user=user).values("role")[:1]
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Vote.objects.filter(campaign=OuterRef("pk"), annotator=user)
     return (
         Campaign.objects.filter(memberships__user=user)
         .annotate(
             role=Subquery(role),
             clip_total=_count(Task.objects.filter(campaign=OuterRef("pk"))),
-            my_votes=_count(Vote.objects.filter(campaign=OuterRef("pk"), annotator=user)),
+            my_votes=_count(mine),
+            my_votes_today=_count(mine.filter(created_at__gte=midnight)),
         )
         .order_by("name")
     )
@@ -72,6 +78,8 @@ class Offer:
     assignment_id: int
     expires_at: datetime
     clip: ClipView
+    # With ``next?ahead=1``: the clip held next for the user, to preload (None: none left).
+    ahead: Offer | None = None
 
     @classmethod
     def from_row(cls, row: tuple) -> Offer:
@@ -117,24 +125,35 @@ _OPEN = Statement(
     """
 SELECT a.id, a.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height,
-       a.expires_at > now()
+       a.expires_at > now(), a.ahead
 FROM annotations_assignment AS a
 JOIN annotations_task AS t ON t.id = a.task_id
 JOIN clips_clip AS c ON c.id = t.clip_id
 WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
+ORDER BY a.ahead, a.id
 """,
 )
 
 
-def assignment_open(*, campaign_id: int, user: AbstractBaseUser) -> tuple[Offer, bool] | None:
-    """Return the user's open assignment in a campaign and whether it is still live, or None.
+@dataclass(frozen=True)
+class OpenLease:
+    """One of a user's open assignments: the offer, whether it is live, whether it is ahead."""
 
-    There is at most one (unique constraint ``assignment_one_active``).
+    offer: Offer
+    live: bool
+    ahead: bool
+
+
+def assignments_open(*, campaign_id: int, user: AbstractBaseUser) -> list[OpenLease]:
+    """Return the user's open assignments in a campaign, the current one first.
+
+    There are at most two: the current clip and one ahead (unique constraint
+    ``assignment_one_active``).
     """
     with connection.cursor() as cursor:
         _OPEN.execute(cursor, {"campaign": campaign_id, "user": user.pk})
-        row = cursor.fetchone()
-    return None if row is None else (Offer.from_row(row), row[10])
+        rows = cursor.fetchall()
+    return [OpenLease(Offer.from_row(row), row[10], row[11]) for row in rows]
 
 
 _OWN_FIELDS = ["id", "campaign_id", "task_id", "annotator_id", "state", "holds_slot"]

@@ -44,6 +44,10 @@ class TokenOutput(serializers.Serializer):
 
 class OwnProgressOutput(serializers.Serializer):
     answered = serializers.IntegerField(source="my_votes", help_text="Your answers so far.")
+    answered_today = serializers.IntegerField(
+        source="my_votes_today",
+        help_text="Your answers since midnight (in the server's time zone, setting TIME_ZONE).",
+    )
     clips = serializers.IntegerField(source="clip_total", help_text="Clips in the campaign.")
 
 
@@ -112,9 +116,25 @@ class ClipToAnnotateOutput(serializers.Serializer):
         return default_storage.url(clip.poster)
 
 
-class NextOutput(serializers.Serializer):
+class OfferOutput(serializers.Serializer):
     assignment = AssignmentOutput(source="*")
     clip = ClipToAnnotateOutput()
+
+
+class NextOutput(OfferOutput):
+    ahead = OfferOutput(
+        allow_null=True,
+        help_text="With `ahead=1`: the clip held for you after this one, to preload while this "
+        "one plays (null when none is left, or when not asked for). It becomes your current "
+        "clip once this one is answered or skipped.",
+    )
+
+
+class NextQuery(serializers.Serializer):
+    ahead = serializers.BooleanField(
+        default=False,
+        help_text="Also hold and return the clip after this one (`ahead`), for preloading.",
+    )
 
 
 class AnswerInput(serializers.Serializer):

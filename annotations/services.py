@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -184,8 +184,8 @@ WITH pick AS (
     RETURNING t.id, t.clip_id
 ), made AS (
     INSERT INTO annotations_assignment
-        (campaign_id, task_id, annotator_id, state, holds_slot, created_at, expires_at)
-    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, now(),
+        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
+    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, %(ahead)s, now(),
            now() + make_interval(secs => %(lease)s)
     FROM held
     RETURNING id, expires_at, task_id
@@ -228,8 +228,8 @@ WITH pick AS (
     LIMIT 1
 ), made AS (
     INSERT INTO annotations_assignment
-        (campaign_id, task_id, annotator_id, state, holds_slot, created_at, expires_at)
-    SELECT %(campaign)s, pick.id, %(user)s, 'active', FALSE, now(),
+        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
+    SELECT %(campaign)s, pick.id, %(user)s, 'active', FALSE, %(ahead)s, now(),
            now() + make_interval(secs => %(lease)s)
     FROM pick
     RETURNING id, expires_at, task_id
@@ -240,7 +240,7 @@ FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pic
 """,
 )
 
-_CLAIM_ATTEMPTS = 3
+_CLAIM_ATTEMPTS = 5
 DEADLOCK_DETECTED = "40P01"
 # A claim sweeps its campaign's expired leases at most this often per process (and always
 # before it would answer "nothing left"); the sweep is cheap, but not free on every request.
@@ -282,58 +282,75 @@ def _execute(statement: Statement, params: dict) -> tuple | None:
 
 
 def _claim(
-    *, campaign: Campaign, user: AbstractBaseUser, statement: Statement, **extra
+    *, campaign: Campaign, user: AbstractBaseUser, statement: Statement, ahead: bool, **extra
 ) -> Offer | None:
-    params = {"campaign": campaign.pk, "user": user.pk, "lease": campaign.lease_seconds, **extra}
+    params = {
+        "campaign": campaign.pk, "user": user.pk, "lease": campaign.lease_seconds,
+        "ahead": ahead, **extra,
+    }  # fmt: skip
     row = _execute(statement, params)
     return None if row is None else Offer.from_row(row)
 
 
-def _claim_task(*, campaign: Campaign, user: AbstractBaseUser) -> Offer | None:
-    offer = _claim(campaign=campaign, user=user, statement=_CLAIM_SKIP_LOCKED)
+def _claim_task(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> Offer | None:
+    offer = _claim(campaign=campaign, user=user, statement=_CLAIM_SKIP_LOCKED, ahead=ahead)
     if offer is not None:
         return offer
     with connection.cursor() as cursor:
         _LOCKED_CANDIDATES.execute(cursor, {"campaign": campaign.pk, "user": user.pk})
         candidates = [row[0] for row in cursor.fetchall()]
     for task_id in candidates:
-        offer = _claim(campaign=campaign, user=user, statement=_CLAIM_ONE, task=task_id)
+        offer = _claim(
+            campaign=campaign, user=user, statement=_CLAIM_ONE, ahead=ahead, task=task_id
+        )
         if offer is not None:
             return offer
     return None
 
 
 def assignment_next(
-    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser
+    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser, ahead: bool = False
 ) -> Offer | None:
-    """Return the user's open assignment in the campaign, or claim the next clip for them.
+    """Return the user's current assignment in the campaign, or claim the next clip for them.
 
     Return None when no clip is left for this user. Asking again while an assignment is open
-    returns that assignment, so a retried request never takes a second slot.
+    returns that assignment, so a retried request never takes a second slot. With ``ahead``,
+    the offer also carries a second clip held for the user (claimed if need be), for the
+    browser to preload while the first one plays; once the current assignment is closed, the
+    one ahead becomes current.
     """
+    offer = _assignment_take(campaign=campaign, membership=membership, user=user, ahead=False)
+    if offer is None or not ahead:
+        return offer
+    held = _assignment_take(campaign=campaign, membership=membership, user=user, ahead=True)
+    return replace(offer, ahead=held)
+
+
+def _assignment_take(
+    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser, ahead: bool
+) -> Offer | None:
+    """Return the user's open current (or ahead) assignment, claiming one if there is none."""
     gold = membership.gold_due(share=campaign.gold_share, draw=random.random())
     for _attempt in range(_CLAIM_ATTEMPTS):
-        current = selectors.assignment_open(campaign_id=campaign.pk, user=user)
-        if current is not None:
-            offer, live = current
-            if live:
-                return offer
-            _lease_close(assignment_id=offer.assignment_id, state=Assignment.State.EXPIRED)
-        swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
-        if swept:
-            leases_expire(campaign_id=campaign.pk)
+        leases = selectors.assignments_open(campaign_id=campaign.pk, user=user)
+        mine = [lease for lease in leases if lease.ahead == ahead]
         try:
-            # Gold is mixed into real work; with none left unseen, the stream goes on without.
-            offer = _claim(campaign=campaign, user=user, statement=_CLAIM_GOLD) if gold else None
-            is_gold = offer is not None
-            offer = offer or _claim_task(campaign=campaign, user=user)
-            if offer is None and not swept:
-                # Before answering "nothing left": a lease that just ran out frees a slot.
-                leases_expire(campaign_id=campaign.pk)
-                offer = _claim_task(campaign=campaign, user=user)
+            if not ahead and not mine and leases:
+                # The current clip was answered or skipped: the one ahead takes its place.
+                Assignment.objects.filter(
+                    pk=leases[0].offer.assignment_id, state=Assignment.State.ACTIVE
+                ).update(ahead=False)
+                continue
+            if mine:
+                if mine[0].live:
+                    return mine[0].offer
+                expired = mine[0].offer.assignment_id
+                _lease_close(assignment_id=expired, state=Assignment.State.EXPIRED)
+                continue  # the clip ahead, if any, may now take its place
+            offer, is_gold = _claim_new(campaign=campaign, user=user, ahead=ahead, gold=gold)
         except IntegrityError:
-            # Another request of the same user claimed first (one open assignment per user and
-            # campaign, one assignment per user and clip): loop to return or redo it.
+            # Another request of the same user claimed first (one open assignment per user,
+            # campaign and place, one assignment per user and clip): loop to return or redo it.
             continue
         except OperationalError as exc:
             # Not expected (a claim waits for one row while holding none), but a deadlock
@@ -347,6 +364,26 @@ def assignment_next(
                 _COUNT_SERVED.execute(cursor, {"membership": membership.pk, "gold": int(is_gold)})
         return offer
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
+
+
+def _claim_new(
+    *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, gold: bool
+) -> tuple[Offer | None, bool]:
+    """Claim a new clip (gold when one is due); return it and whether it is gold."""
+    swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
+    if swept:
+        leases_expire(campaign_id=campaign.pk)
+    # Gold is mixed into real work; with none left unseen, the stream goes on without.
+    if gold:
+        offer = _claim(campaign=campaign, user=user, statement=_CLAIM_GOLD, ahead=ahead)
+        if offer is not None:
+            return offer, True
+    offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
+    if offer is None and not swept:
+        # Before answering "nothing left": a lease that just ran out frees a slot.
+        leases_expire(campaign_id=campaign.pk)
+        offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
+    return offer, False
 
 
 def _lease_close(*, assignment_id: int, state: str) -> Assignment | None:

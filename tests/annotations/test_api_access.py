@@ -1,9 +1,12 @@
 """Who may do what: tokens, the campaign list, strangers, roles and the reviewer endpoints."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotations.models import Assignment, Task
+from annotations.models import Assignment, Task, Vote
 from tests.factories import CampaignFactory, GoldTaskFactory, TaskFactory, VoteFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
@@ -75,6 +78,11 @@ def test_the_campaign_list_shows_role_and_own_progress_only(api, alice, bob, rit
     TaskFactory(campaign=other)
     VoteFactory(task=task, annotator=alice)
     VoteFactory(task=task, annotator=bob)
+    yesterday = VoteFactory(task=TaskFactory(campaign=campaign), annotator=alice)
+    before_midnight = timezone.localtime().replace(hour=0, minute=0, second=0) - timedelta(
+        seconds=1
+    )
+    Vote.objects.filter(pk=yesterday.pk).update(created_at=before_midnight)
     listed = api(alice).get("/api/v1/campaigns/").json()
     assert listed == [
         {
@@ -82,7 +90,7 @@ def test_the_campaign_list_shows_role_and_own_progress_only(api, alice, bob, rit
             "name": campaign.name,
             "description": "",
             "role": "annotator",
-            "progress": {"answered": 1, "clips": 2},
+            "progress": {"answered": 2, "answered_today": 1, "clips": 3},
         }
     ]
     assert api(rita).get("/api/v1/campaigns/").json()[0]["role"] == "reviewer"

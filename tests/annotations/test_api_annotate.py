@@ -33,7 +33,8 @@ def test_next_hands_out_a_clip_and_shows_nothing_but_the_clip(api, alice, campai
     response = next_clip(api(alice), campaign)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"assignment", "clip"}
+    assert set(body) == {"assignment", "clip", "ahead"}
+    assert body["ahead"] is None  # not asked for
     assert set(body["assignment"]) == ASSIGNMENT_KEYS
     assert set(body["clip"]) == CLIP_KEYS
     assert body["clip"]["id"] == task.clip_id

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from annotations.models import Task, Vote
+from annotations.models import GoldBatch, Task, Vote
 from clips.media import make_test_video
 from labelstudio_ferv.expressions import Answer
 from tests.conftest import ServerProcess, wait_for
@@ -123,6 +123,25 @@ def shown_assignment(page, other_than: str | None = None) -> str:
     return page.get_attribute("#app", "data-assignment")
 
 
+def ahead_ready(page) -> str:
+    """Wait until the clip held ahead is buffered in the hidden player; return its assignment."""
+    page.wait_for_function(
+        "document.getElementById('app').dataset.ahead && "
+        "document.getElementById('app').dataset.aheadReady === '1'"
+    )
+    return page.get_attribute("#app", "data-ahead")
+
+
+def shown_at_once(page) -> tuple[str, int]:
+    """Right after a key press: the assignment on screen and its video's readyState."""
+    return tuple(
+        page.evaluate(
+            "[document.getElementById('app').dataset.assignment, "
+            "document.getElementById('video').readyState]"
+        )
+    )
+
+
 def campaign_tasks(campaign, media_files, n: int) -> None:
     for i in range(n):
         TaskFactory(campaign=campaign, clip=real_clip(media_files, i))
@@ -157,12 +176,17 @@ def test_an_annotator_answers_ten_clips_with_the_keyboard_and_corrects_one(
             assert shown_assignment(page) == assignment
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "workspace.png"))
+        ahead = ahead_ready(page)
         page.keyboard.press(key)
+        # The clip held ahead was preloaded: it is on screen with its frames at once.
+        now, ready = shown_at_once(page)
+        assert now == ahead and ready >= 2
         given[int(assignment)] = KEY_ANSWER[key]
         previous = assignment
         if i == 4:
-            # Undo: the last answer comes back; a different key corrects it.
+            # Undo once the answer is stored: it comes back; a different key corrects it.
             shown_assignment(page, previous)
+            page.wait_for_selector("#pending", state="hidden")
             page.keyboard.press("u")
             page.wait_for_function(
                 "(a) => document.getElementById('app').dataset.mode === 'correcting' && "
@@ -197,12 +221,15 @@ def test_answers_given_while_the_server_is_down_are_stored_once_it_is_back(
         page.keyboard.press(key)
         given[int(previous)] = KEY_ANSWER[key]
     offline = shown_assignment(page, previous)
+    ahead = ahead_ready(page)
 
     server.stop()
     page.keyboard.press("3")
+    # The clip held ahead is there to work on, with the server down.
+    now, ready = shown_at_once(page)
+    assert now == ahead and ready >= 2
     page.wait_for_selector("#pending:not([hidden])")
     assert "1 answer waiting to be saved" in page.text_content("#pending")
-    page.wait_for_function("document.getElementById('state').textContent.includes('server')")
     time.sleep(1.5)  # a few retries fail meanwhile
     # Changing one's mind offline works on the kept answer, still one answer to store.
     page.keyboard.press("u")
@@ -211,17 +238,20 @@ def test_answers_given_while_the_server_is_down_are_stored_once_it_is_back(
     )
     page.keyboard.press("5")
     given[int(offline)] = Answer.NEUTRAL
+    assert shown_at_once(page)[0] == ahead
+    page.keyboard.press("6")
+    given[int(ahead)] = Answer.SAD
+    # Nothing more is held: the page says it waits for the server, and keeps both answers.
+    page.wait_for_function("document.getElementById('state').textContent.includes('server')")
+    assert "2 answers waiting to be saved" in page.text_content("#pending")
     assert Vote.objects.filter(annotator=alice).count() == 2
     time.sleep(1.0)
     server.start()
 
-    previous = shown_assignment(page, offline)
+    previous = shown_assignment(page, ahead)
     page.wait_for_selector("#pending", state="hidden")
-    for key in ["6", "7"]:
-        page.keyboard.press(key)
-        given[int(previous)] = KEY_ANSWER[key]
-        if key == "6":
-            previous = shown_assignment(page, previous)
+    page.keyboard.press("7")
+    given[int(previous)] = Answer.SURPRISE
     page.wait_for_selector("#pending", state="hidden")
     wait_for(lambda: Vote.objects.filter(annotator=alice).count() == 5)
     time.sleep(0.5)
@@ -264,6 +294,27 @@ def test_a_reviewer_settles_a_disputed_clip_and_the_dashboard_shows_it(
     assert page.text_content("#progress [data-status=disputed] .n") == "1"
     page.wait_for_selector("#balance .bar")
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+    # Improper batches are decided with keys too: A accepts the first, R twice rejects it.
+    first, second = (
+        GoldBatch.objects.create(
+            campaign=campaign, annotator=voters[i], number=1, size=100, gold_total=5,
+            gold_correct=3, verdict="improper", review="pending",
+        )
+        for i in (0, 1)
+    )  # fmt: skip
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/review/")
+    selected = "(b) => document.getElementById('app').dataset.batch === b"
+    page.wait_for_function(selected, arg=str(first.pk))
+    page.keyboard.press("a")
+    page.wait_for_function(selected, arg=str(second.pk))
+    page.keyboard.press("r")
+    page.wait_for_selector("#message:has-text('Press R again')")
+    assert GoldBatch.objects.get(pk=second.pk).review == "pending"  # one press asks first
+    page.keyboard.press("r")
+    page.wait_for_function("document.getElementById('app').dataset.batch === ''")
+    decided = {b.pk: (b.review, b.reviewed_by_id) for b in GoldBatch.objects.all()}
+    assert decided == {first.pk: ("accepted", rita.pk), second.pk: ("rejected", rita.pk)}
 
 
 def test_an_annotator_cannot_open_the_review_or_dashboard_pages(server, page, campaign, alice):

@@ -113,30 +113,39 @@ async function decideTask(body) {
   }
 }
 
+// Improper batches: the first waiting one is selected; A accepts it, R then R again rejects it
+// (rejecting stops its votes counting, so it asks for the second press).
+let batches = [];
+let rejectArmed = null; // the id of the batch a first R armed, until another key
+
 async function loadBatches() {
   const box = document.getElementById("batches");
   try {
     const r = await api("GET", base + "batches/");
-    if (!r.data.items.length) {
+    batches = r.data.items;
+    rejectArmed = null;
+    app.dataset.batch = batches.length ? String(batches[0].id) : "";
+    if (!batches.length) {
       box.replaceChildren(el("p", { class: "muted", text: "No Improper batch is waiting." }));
       return;
     }
     box.replaceChildren(el("table", { class: "table" },
       el("thead", {}, el("tr", {}, ...["Annotator", "Batch", "Gold right", "Decide"].map((h) => el("th", { text: h })))),
-      el("tbody", {}, ...r.data.items.map((b) => el("tr", {},
+      el("tbody", {}, ...batches.map((b, i) => el("tr", { "aria-current": i === 0 ? "true" : "false" },
         el("td", { text: b.annotator }), el("td", { text: `#${b.number} (${b.size} clips)` }),
         el("td", { text: `${b.gold_correct} / ${b.gold_total}` }),
         el("td", {},
-          el("button", { type: "button", "aria-label": `Accept batch ${b.number} of ${b.annotator}`,
-            onclick: () => decideBatch(b, "accept") }, "Accept"), " ",
-          el("button", { type: "button", class: "discard", "aria-label": `Reject batch ${b.number} of ${b.annotator}`,
-            onclick: () => decideBatch(b, "reject") }, "Reject")))))));
+          el("button", { type: "button", "aria-label": `Accept batch ${b.number} of ${b.annotator}` + (i === 0 ? " (key A)" : ""),
+            onclick: () => decideBatch(b, "accept") }, i === 0 ? el("kbd", { text: "A" }) : null, " Accept"), " ",
+          el("button", { type: "button", class: "discard", "aria-label": `Reject batch ${b.number} of ${b.annotator}` + (i === 0 ? " (key R twice)" : ""),
+            onclick: () => decideBatch(b, "reject") }, i === 0 ? el("kbd", { text: "R" }) : null, " Reject")))))));
   } catch (err) {
     box.replaceChildren(el("p", { class: "error", text: explain(err) }));
   }
 }
 
 async function decideBatch(batch, decision) {
+  rejectArmed = null;
   try {
     await api("POST", `${base}batches/${batch.id}/decision/`, { decision, note: "" });
     showMessage(`Batch ${batch.number} of ${batch.annotator}: ${decision}ed.`, "info");
@@ -146,9 +155,25 @@ async function decideBatch(batch, decision) {
   }
 }
 
+function batchKey(decision) {
+  const batch = batches[0];
+  if (!batch) {
+    showMessage("No Improper batch is waiting.", "info");
+    return;
+  }
+  if (decision === "reject" && rejectArmed !== batch.id) {
+    rejectArmed = batch.id;
+    showMessage(`Press R again to reject batch ${batch.number} of ${batch.annotator}: ` +
+      "its votes will stop counting.", "info");
+    return;
+  }
+  decideBatch(batch, decision);
+}
+
 const KEYS = { d: () => decideTask({ action: "discard" }), m: () => decideTask({ action: "more_votes", extra_votes: 1 }),
   j: () => { index = Math.min(index + 1, items.length - 1); render(); },
-  k: () => { index = Math.max(index - 1, 0); render(); } };
+  k: () => { index = Math.max(index - 1, 0); render(); },
+  a: () => batchKey("accept"), r: () => batchKey("reject") };
 for (const a of ANSWERS) if (a.key !== "pass") KEYS[a.hotkey] = () => decideTask({ action: "label", label: a.key });
 
 window.addEventListener("keydown", (event) => {
@@ -159,6 +184,7 @@ window.addEventListener("keydown", (event) => {
   if (!(key in KEYS)) return;
   event.preventDefault();
   event.stopPropagation();
+  if (key !== "r") rejectArmed = null;
   if (!event.repeat) KEYS[key]();
 }, { capture: true });
 

@@ -1,23 +1,23 @@
 // The annotator workspace: one clip at a time, answered with the keyboard.
 //
-// Answers go into a queue in localStorage before anything is sent, and leave it only once the
-// API has stored them (201, or 200 "already stored": the API is idempotent per assignment, so
-// a retry after a lost response never stores a second vote). The queue survives reloads and
-// outages; while it is not empty a banner says so and it is retried with backoff.
+// Answers (and skips) go into a queue in localStorage before anything is sent, and leave it
+// only once the API has stored them (201, or 200 "already stored": the API is idempotent per
+// assignment, so a retry after a lost response never stores a second vote). The queue survives
+// reloads and outages; while it is not empty a banner says so and it is retried with backoff.
 //
-// The API hands each annotator one live assignment at a time, so the next clip arrives with the
-// answer (answer-and-next). When the server cannot be reached, the answer waits in the queue and
-// the page shows that it is reconnecting; it goes on by itself once the server answers again.
+// The page holds two clips: the one on screen and one ahead (`ahead=1`), which plays muted in a
+// hidden second <video> until its data is buffered. An answer swaps the two elements at once and
+// sends the answer in the background; its response (answer-and-next) names the next clip to
+// preload. So moving on never waits on the network, and during an outage the clip ahead is still
+// there to work on.
 import { ANSWERS, api, el, explain, showMessage } from "./api.js";
 
 const app = document.getElementById("app");
 const CAMPAIGN = app.dataset.campaign;
 const USER = app.dataset.user;
 const QUEUE_KEY = `lsf-pending-${CAMPAIGN}-${USER}`;
-const TODAY_KEY = `lsf-today-${CAMPAIGN}-${USER}`;
 const SPEEDS = [1, 0.5, 0.25];
 
-const video = document.getElementById("video");
 const stateEl = document.getElementById("state");
 const pendingEl = document.getElementById("pending");
 const correctionEl = document.getElementById("correction");
@@ -25,18 +25,28 @@ const progressEl = document.getElementById("progress");
 const helpEl = document.getElementById("help");
 const speedEl = document.getElementById("speed");
 
-let queue = loadQueue(); // [{assignment_id, label, time_ms, clip}]
-let current = null; // {assignment_id, clip}: the live assignment on screen
-let correcting = null; // {assignment_id, clip, label, time_ms}: the last answer, shown again
-let needNext = true; // no live assignment known: get one after the queue is stored
-let finished = false; // 204: nothing left for this annotator
+// The visible <video id="video"> and a hidden twin that buffers the clip ahead; they swap roles.
+let video = document.getElementById("video");
+let spare = video.cloneNode(false);
+spare.removeAttribute("id");
+spare.removeAttribute("autoplay");
+spare.hidden = true;
+spare.setAttribute("aria-hidden", "true");
+video.after(spare);
+
+let queue = loadQueue(); // [{assignment_id, label, time_ms, clip} | {assignment_id, skip, clip}]
+let current = null; // {assignment_id, clip}: the assignment on screen
+let upcoming = []; // assignments held for this annotator, not shown yet; the first is preloaded
+let correcting = null; // {assignment_id, clip, label, time_ms}: a stored answer, shown again
+let finished = false; // the server has no clip left for this annotator
 let inFlight = null; // the queue item being sent right now
 let flushing = false;
 let backoff = 500;
 let retryTimer = null;
 let shownAt = performance.now();
 let speed = 0;
-let answered = null;
+let answered = null; // in this campaign, from the API, then counted here
+let answeredToday = null;
 let clipTotal = null;
 
 function loadQueue() {
@@ -53,30 +63,17 @@ function saveQueue() {
   renderPending();
 }
 
-function today() {
-  const date = new Date().toISOString().slice(0, 10);
-  let t;
-  try {
-    t = JSON.parse(localStorage.getItem(TODAY_KEY) || "{}");
-  } catch (err) {
-    t = {};
-  }
-  return t.date === date ? t : { date, n: 0 };
-}
-
 function countStored() {
-  const t = today();
-  t.n += 1;
-  localStorage.setItem(TODAY_KEY, JSON.stringify(t));
   if (answered !== null) answered += 1;
+  if (answeredToday !== null) answeredToday += 1;
   renderProgress();
 }
 
 function renderProgress() {
-  const t = today();
+  const today = answeredToday === null ? "…" : answeredToday;
   const total = answered === null ? "…" : answered;
   const of = clipTotal === null ? "" : ` of ${clipTotal} clips`;
-  progressEl.textContent = `Answered today: ${t.n} · in this campaign: ${total}${of}`;
+  progressEl.textContent = `Answered today: ${today} · in this campaign: ${total}${of}`;
 }
 
 function renderPending() {
@@ -93,20 +90,63 @@ function setState(text) {
   app.dataset.state = text ? "waiting" : "ready";
 }
 
+function load(element, clip) {
+  element.dataset.clip = String(clip.id);
+  element.poster = clip.poster_url || "";
+  element.src = clip.video_url;
+  element.load();
+}
+
 function show(clip) {
   if (!clip) {
     video.removeAttribute("src");
+    delete video.dataset.clip;
     video.load();
     return;
   }
   if (video.dataset.clip !== String(clip.id)) {
-    video.dataset.clip = String(clip.id);
-    video.poster = clip.poster_url || "";
-    video.src = clip.video_url;
+    if (spare.dataset.clip === String(clip.id)) {
+      // The clip was preloaded: swap the two elements, no request is made now.
+      const shown = spare;
+      spare = video;
+      video = shown;
+      spare.pause();
+      spare.removeAttribute("id");
+      spare.hidden = true;
+      spare.setAttribute("aria-hidden", "true");
+      video.id = "video";
+      video.hidden = false;
+      video.removeAttribute("aria-hidden");
+      video.currentTime = 0;
+    } else {
+      load(video, clip);
+    }
   }
   video.playbackRate = SPEEDS[speed];
   video.play().catch(() => {});
   shownAt = performance.now();
+}
+
+// Buffer the first clip held ahead in the hidden element (it stays paused there).
+function preload() {
+  const next = upcoming[0];
+  app.dataset.ahead = next ? String(next.assignment_id) : "";
+  if (!next) {
+    app.dataset.aheadReady = "0";
+    return;
+  }
+  if (spare.dataset.clip === String(next.clip.id)) return;
+  app.dataset.aheadReady = "0";
+  load(spare, next.clip);
+}
+
+for (const element of [video, spare]) {
+  element.addEventListener("canplaythrough", (event) => {
+    const next = upcoming[0];
+    if (event.target === spare && next && spare.dataset.clip === String(next.clip.id)) {
+      app.dataset.aheadReady = "1";
+    }
+  });
 }
 
 function render() {
@@ -131,6 +171,23 @@ function render() {
     else if (queue.length) setState("Waiting for the server — your answers are kept and will be saved.");
     else setState("Loading the next clip…");
   }
+  preload();
+}
+
+// Take in what the server holds for this annotator (an offer and the one ahead of it); clips
+// already on screen, held, or answered in the queue are not taken twice.
+function reconcile(offer) {
+  const known = new Set(queue.map((q) => q.assignment_id));
+  for (const held of [current, correcting, ...upcoming]) if (held) known.add(held.assignment_id);
+  for (const o of offer ? [offer, offer.ahead] : []) {
+    if (!o || known.has(o.assignment.id)) continue;
+    known.add(o.assignment.id);
+    const held = { assignment_id: o.assignment.id, clip: o.clip };
+    if (!current) current = held;
+    else upcoming.push(held);
+  }
+  finished = offer === null && !current && upcoming.length === 0;
+  render();
 }
 
 function retryLater(what) {
@@ -139,21 +196,26 @@ function retryLater(what) {
   backoff = Math.min(backoff * 2, 4000);
 }
 
+function send(item) {
+  if (item.skip) return api("POST", `assignments/${item.assignment_id}/skip/`);
+  return api("POST", `assignments/${item.assignment_id}/answer-and-next/?ahead=1`, {
+    label: item.label,
+    time_ms: item.time_ms,
+  });
+}
+
 async function flush() {
   if (flushing) return;
   flushing = true;
   clearTimeout(retryTimer);
-  let next;
+  let next; // the last answer-and-next's offer (undefined: none came back)
   try {
     while (queue.length) {
       const item = queue[0];
       inFlight = item;
       let r;
       try {
-        r = await api("POST", `assignments/${item.assignment_id}/answer-and-next/`, {
-          label: item.label,
-          time_ms: item.time_ms,
-        });
+        r = await send(item);
       } catch (err) {
         inFlight = null;
         if (err.retryable) {
@@ -162,15 +224,19 @@ async function flush() {
           return;
         }
         // The API refused it for good (e.g. the clip's label is already final): say why.
-        queue.shift();
+        if (queue[0] === item) queue.shift();
         saveQueue();
-        showMessage("An answer could not be saved: " + explain(err));
+        showMessage((item.skip ? "A skip" : "An answer") + " could not be saved: " + explain(err));
         continue;
       }
       inFlight = null;
       if (queue[0] === item) queue.shift();
       saveQueue();
       backoff = 500;
+      if (item.skip) {
+        next = undefined;
+        continue;
+      }
       if (r.status === 201) countStored();
       next = r.data.next;
     }
@@ -178,29 +244,19 @@ async function flush() {
     inFlight = null;
     flushing = false;
   }
-  if (needNext) {
-    if (next !== undefined) takeOffer(next);
-    else await fetchNext();
-  }
-}
-
-function takeOffer(offer) {
-  needNext = false;
-  finished = offer === null;
-  current = offer ? { assignment_id: offer.assignment.id, clip: offer.clip } : null;
-  render();
+  if (next !== undefined) reconcile(next);
+  else await fetchNext();
 }
 
 async function fetchNext() {
-  needNext = true;
-  render();
+  if (!current) render();
   try {
-    const r = await api("POST", `campaigns/${CAMPAIGN}/next/`);
+    const r = await api("POST", `campaigns/${CAMPAIGN}/next/?ahead=1`);
     backoff = 500;
-    takeOffer(r.status === 204 ? null : r.data);
+    reconcile(r.status === 204 ? null : r.data);
   } catch (err) {
     if (err.retryable) {
-      setState("Reconnecting to the server…");
+      if (!current) setState("Reconnecting to the server…");
       retryLater(fetchNext);
     } else {
       showMessage(explain(err));
@@ -210,6 +266,15 @@ async function fetchNext() {
 
 function elapsed() {
   return Math.max(0, Math.min(Math.round(performance.now() - shownAt), 3600000));
+}
+
+// Leave the clip on screen for the next one held (shown at once), or for none yet.
+function moveOn(item) {
+  queue.push(item);
+  saveQueue();
+  current = upcoming.shift() || null;
+  render();
+  flush();
 }
 
 function answer(label) {
@@ -226,12 +291,13 @@ function answer(label) {
     return;
   }
   if (!current) return;
-  queue.push({ assignment_id: current.assignment_id, label, time_ms: elapsed(), clip: current.clip });
-  saveQueue();
-  current = null;
-  needNext = true;
-  render();
-  flush();
+  moveOn({ assignment_id: current.assignment_id, label, time_ms: elapsed(), clip: current.clip });
+}
+
+function skip() {
+  showMessage(null);
+  if (correcting || !current) return;
+  moveOn({ assignment_id: current.assignment_id, skip: true, clip: current.clip });
 }
 
 async function undo() {
@@ -239,15 +305,11 @@ async function undo() {
   if (correcting) return;
   const last = queue[queue.length - 1];
   if (last && last !== inFlight) {
-    // Not sent yet: take it back from the queue and show its clip again.
+    // Not sent yet: take it back from the queue; its clip is on screen again, still held.
     queue.pop();
     saveQueue();
-    if (!needNext && current) {
-      correcting = { ...last };
-    } else {
-      current = { assignment_id: last.assignment_id, clip: last.clip };
-      needNext = false;
-    }
+    if (current) upcoming.unshift(current);
+    current = { assignment_id: last.assignment_id, clip: last.clip };
     render();
     return;
   }
@@ -270,18 +332,6 @@ async function undo() {
     render();
   } catch (err) {
     showMessage(explain(err));
-  }
-}
-
-async function skip() {
-  if (correcting || !current) return;
-  const held = current;
-  try {
-    await api("POST", `assignments/${held.assignment_id}/skip/`);
-    current = null;
-    await fetchNext();
-  } catch (err) {
-    showMessage("Could not skip: " + explain(err));
   }
 }
 
@@ -374,6 +424,7 @@ async function loadProgress() {
     const mine = r.data.find((c) => String(c.id) === CAMPAIGN);
     if (mine) {
       answered = mine.progress.answered;
+      answeredToday = mine.progress.answered_today;
       clipTotal = mine.progress.clips;
     }
   } catch (err) {

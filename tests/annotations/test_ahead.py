@@ -1,0 +1,108 @@
+"""A clip held ahead for preloading (`ahead=1`): the annotator holds at most two, in order."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotations.models import Assignment, Task, Vote
+from tests.factories import TaskFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
+
+
+def next_ahead(client, campaign):
+    return client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1")
+
+
+def answer_next(client, assignment_id, label="happy"):
+    url = f"/api/v1/assignments/{assignment_id}/answer-and-next/?ahead=1"
+    return client.post(url, {"label": label}, format="json")
+
+
+def ids(body) -> tuple[int, int | None]:
+    ahead = body["ahead"]
+    return body["assignment"]["id"], None if ahead is None else ahead["assignment"]["id"]
+
+
+def active(user) -> list[tuple[int, bool]]:
+    rows = Assignment.objects.filter(annotator=user, state="active").order_by("ahead", "id")
+    return list(rows.values_list("id", "ahead"))
+
+
+def test_ahead_holds_a_second_clip_and_asking_again_returns_the_same_two(api, alice, campaign):
+    TaskFactory.create_batch(4, campaign=campaign)
+    body = next_ahead(api(alice), campaign).json()
+    current, ahead = ids(body)
+    assert ahead is not None and ahead != current
+    assert body["ahead"]["clip"]["id"] != body["clip"]["id"]
+    assert body["ahead"]["ahead"] is None  # never nested further
+    assert ids(next_ahead(api(alice), campaign).json()) == (current, ahead)
+    assert active(alice) == [(current, False), (ahead, True)]
+    assert sum(Task.objects.values_list("lease_count", flat=True)) == 2
+    # Without ahead=1 the current clip alone comes back; the one ahead stays held.
+    plain = api(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/").json()
+    assert (plain["assignment"]["id"], plain["ahead"]) == (current, None)
+    assert len(active(alice)) == 2
+
+
+def test_answering_the_current_clip_makes_the_one_ahead_current(api, alice, campaign):
+    TaskFactory.create_batch(3, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    response = answer_next(api(alice), first)
+    assert response.status_code == 201
+    now, third = ids(response.json()["next"])
+    assert now == second and third not in (None, first, second)
+    assert active(alice) == [(second, False), (third, True)]
+    # The last clips: the one ahead runs out before the current one does.
+    now, ahead = ids(answer_next(api(alice), second).json()["next"])
+    assert (now, ahead) == (third, None)
+    assert answer_next(api(alice), third).json()["next"] is None
+    assert Vote.objects.filter(annotator=alice).count() == 3
+    assert active(alice) == []
+    assert set(Task.objects.values_list("lease_count", flat=True)) == {0}
+
+
+def test_a_skip_or_an_expiry_of_the_current_clip_brings_the_one_ahead(api, alice, campaign):
+    TaskFactory.create_batch(4, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    assert api(alice).post(f"/api/v1/assignments/{first}/skip/").status_code == 204
+    now, third = ids(next_ahead(api(alice), campaign).json())
+    assert now == second and third not in (first, second)
+    Assignment.objects.filter(pk=second).update(expires_at=timezone.now() - timedelta(seconds=1))
+    now, fourth = ids(next_ahead(api(alice), campaign).json())
+    assert now == third and fourth not in (first, second, third)
+    assert Assignment.objects.get(pk=second).state == "expired"
+    assert active(alice) == [(third, False), (fourth, True)]
+
+
+def test_an_expired_clip_ahead_is_replaced_and_gives_its_slot_back(api, alice, campaign):
+    tasks = TaskFactory.create_batch(3, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    Assignment.objects.filter(pk=second).update(expires_at=timezone.now() - timedelta(seconds=1))
+    now, replaced = ids(next_ahead(api(alice), campaign).json())
+    assert now == first and replaced not in (first, second)
+    assert Assignment.objects.get(pk=second).state == "expired"
+    leases = {t.pk: Task.objects.get(pk=t.pk).lease_count for t in tasks}
+    assert sorted(leases.values()) == [0, 1, 1]
+
+
+def test_an_answer_to_the_clip_ahead_is_stored_like_any_other(api, alice, campaign):
+    TaskFactory.create_batch(3, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    # Answers sent out of order (a browser catching up) are each stored once.
+    assert answer_next(api(alice), second).status_code == 201
+    assert answer_next(api(alice), first).status_code == 201
+    assert set(Vote.objects.values_list("assignment_id", flat=True)) == {first, second}
+    current, ahead = ids(next_ahead(api(alice), campaign).json())
+    assert current not in (first, second) and ahead is None  # one clip was left
+    assert active(alice) == [(current, False)]
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", ""])
+def test_a_malformed_ahead_is_refused_with_a_message(api, alice, campaign, value):
+    TaskFactory(campaign=campaign)
+    response = api(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead={value}")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["ahead"]
+    assert not Assignment.objects.exists()
