@@ -507,7 +507,12 @@ def main() -> None:
             run(name, combined=combined, rate=rate, seconds=args.duration)
 
         backlog = queue_length(queue)
-        print(f"consensus backlog after the runs: {backlog} messages", flush=True)
+        # Each message catches up every stale clip, so waiting messages need not mean clips
+        # waiting for their consensus: this counts the clips.
+        from annotations.models import Task
+
+        stale = Task.objects.filter(campaign=campaign, consensus_stale=True).count()
+        print(f"after the runs: {backlog} messages queued, {stale} clips stale", flush=True)
     finally:
         if server is not None:
             server.stop()
@@ -550,6 +555,7 @@ def main() -> None:
         "latency_run_clips_per_s": latency["loops_per_s"],
         "answers_checked": len(accepted),
         "consensus_backlog": backlog,
+        "consensus_stale_clips": stale,
         "non_2xx": sum(sum(r["errors"].values()) for r in results.values()),
         "violations": violations,
         "invariant_violations": sum(violations.values()),

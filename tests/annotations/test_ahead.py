@@ -36,7 +36,7 @@ def test_ahead_holds_a_second_clip_and_asking_again_returns_the_same_two(api, al
     current, ahead = ids(body)
     assert ahead is not None and ahead != current
     assert body["ahead"]["clip"]["id"] != body["clip"]["id"]
-    assert body["ahead"]["ahead"] is None  # never nested further
+    assert "ahead" not in body["ahead"]  # never nested further
     assert ids(next_ahead(api(alice), campaign).json()) == (current, ahead)
     assert active(alice) == [(current, False), (ahead, True)]
     assert sum(Task.objects.values_list("lease_count", flat=True)) == 2
@@ -99,7 +99,7 @@ def test_an_answer_to_the_clip_ahead_is_stored_like_any_other(api, alice, campai
     assert active(alice) == [(current, False)]
 
 
-@pytest.mark.parametrize("value", ["maybe", "2", ""])
+@pytest.mark.parametrize("value", ["maybe", "2", "yes please"])
 def test_a_malformed_ahead_is_refused_with_a_message(api, alice, campaign, value):
     TaskFactory(campaign=campaign)
     response = api(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead={value}")

@@ -357,7 +357,7 @@ def test_gold_clips_are_served_beyond_their_need_and_look_like_any_clip(api, ali
     for annotator in (alice, bob):
         response = next_clip(api(annotator), campaign)
         body = response.json()
-        assert set(body) == {"assignment", "clip"} and set(body["clip"]) == CLIP_KEYS
+        assert set(body) == {"assignment", "clip", "ahead"} and set(body["clip"]) == CLIP_KEYS
         assert claimed_task(response) == gold
         assert answer(api(annotator), body["assignment"]["id"], "sad").status_code == 201
     gold.refresh_from_db()

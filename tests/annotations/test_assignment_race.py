@@ -115,6 +115,40 @@ def test_fifty_annotators_working_a_campaign_to_the_end_give_each_clip_exactly_i
     assert set(Task.objects.values_list("status", "label", "vote_count")) == {("trusted", 5, 3)}
 
 
+def test_fifty_annotators_holding_a_clip_ahead_still_give_each_clip_exactly_its_votes():
+    campaign = CampaignFactory(votes_per_clip=3)
+    tasks = TaskFactory.create_batch(12, campaign=campaign)
+    tokens = annotators(campaign, THREADS, prefix="preloader")
+
+    def work(client) -> int:
+        # As the workspace does: answer the clip on screen, the one ahead comes next.
+        answered = 0
+        offer = client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1")
+        body = offer.json() if offer.status_code == 200 else None
+        while body is not None:
+            current = body["assignment"]["id"]
+            ahead = body["ahead"]["assignment"]["id"] if body["ahead"] else None
+            stored = client.post(
+                f"/api/v1/assignments/{current}/answer-and-next/?ahead=1",
+                {"label": "sad"},
+                format="json",
+            )
+            assert stored.status_code == 201
+            answered += 1
+            body = stored.json()["next"]
+            if ahead is not None:  # the clip held ahead is the next one on screen
+                assert body is not None and body["assignment"]["id"] == ahead
+        return answered
+
+    answered = run_together(tokens, work)
+
+    assert sum(answered) == 3 * len(tasks)
+    assert_no_clip_over_its_need(campaign)
+    assert not Assignment.objects.filter(state="active").exists()
+    assert Counter(Vote.objects.values_list("task_id", flat=True)) == {t.pk: 3 for t in tasks}
+    assert set(Task.objects.values_list("status", "vote_count")) == {("trusted", 3)}
+
+
 def test_a_retried_next_from_one_annotator_takes_one_slot():
     campaign = CampaignFactory(votes_per_clip=3)
     TaskFactory.create_batch(5, campaign=campaign)

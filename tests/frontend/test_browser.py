@@ -206,6 +206,56 @@ def test_an_annotator_answers_ten_clips_with_the_keyboard_and_corrects_one(
     assert "Answered today: 10" in page.text_content("#progress")
 
 
+CONTRAST = """(selector) => [...document.querySelectorAll(selector)].map((el) => {
+    const rgb = (c) => c.match(/[0-9.]+/g).slice(0, 3).map(Number);
+    const lum = (c) => {
+        const [r, g, b] = rgb(c).map((v) => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    let bgEl = el;
+    let bg = getComputedStyle(bgEl).backgroundColor;
+    while (bg === "rgba(0, 0, 0, 0)" && bgEl.parentElement) {
+        bgEl = bgEl.parentElement;
+        bg = getComputedStyle(bgEl).backgroundColor;
+    }
+    const [a, b] = [lum(getComputedStyle(el).color), lum(bg)].sort((x, y) => y - x);
+    const box = el.getBoundingClientRect();
+    return {name: el.getAttribute("aria-label") || el.textContent.trim(),
+            ratio: (a + 0.05) / (b + 0.05), right: box.right, bottom: box.bottom};
+})"""
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (768, 1024)], ids=["laptop", "tablet"])
+def test_the_workspace_fits_laptop_and_tablet_widths_with_readable_named_buttons(
+    browser, server, campaign, alice, media_files, size
+):
+    campaign_tasks(campaign, media_files, 3)
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, server, "alice")
+        page.goto(f"{server.url}/campaigns/{campaign.pk}/annotate/")
+        shown_assignment(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= size[0]  # no sideways scrolling
+        answers = page.evaluate(CONTRAST, "#answers button")
+        controls = page.evaluate(CONTRAST, ".controls button")
+        assert (len(answers), len(controls)) == (8, 8)
+        for button in answers + controls:
+            assert button["name"], button
+            assert button["ratio"] >= 4.5, button  # WCAG AA for normal text
+            assert button["right"] <= size[0], button
+        # The eight answers are on the first screen, without scrolling.
+        assert max(b["bottom"] for b in answers) <= size[1]
+        assert (answers[0]["name"], answers[-1]["name"]) == ("Angry (key 1)", "PASS (key 0)")
+    finally:
+        context.close()
+
+
 def test_answers_given_while_the_server_is_down_are_stored_once_it_is_back(
     server, page, campaign, alice, media_files
 ):

@@ -27,9 +27,9 @@ const speedEl = document.getElementById("speed");
 
 // The visible <video id="video"> and a hidden twin that buffers the clip ahead; they swap roles.
 let video = document.getElementById("video");
+video.removeAttribute("autoplay"); // show() plays; the spare must stay paused on its first frame
 let spare = video.cloneNode(false);
 spare.removeAttribute("id");
-spare.removeAttribute("autoplay");
 spare.hidden = true;
 spare.setAttribute("aria-hidden", "true");
 video.after(spare);
@@ -117,7 +117,7 @@ function show(clip) {
       video.id = "video";
       video.hidden = false;
       video.removeAttribute("aria-hidden");
-      video.currentTime = 0;
+      if (video.currentTime !== 0) video.currentTime = 0; // a seek would drop its buffered frame
     } else {
       load(video, clip);
     }
