@@ -7,7 +7,8 @@ votes per clip, and drives it over HTTP on loopback from this process:
 * latency: the annotators pace themselves to a combined --rate clips per second (next, then
   answer) for --duration seconds; p50/p95/p99 of each request;
 * capacity: the annotators loop (next, then answer) with no pause for --duration seconds;
-* the same two with answer-and-next (one request per clip).
+* the same two with answer-and-next (one request per clip), holding one clip ahead as the
+  browser does (`?ahead=1`).
 
 Each run reports the CPU time per clip of the web processes, PostgreSQL, the worker and this
 process. Then the consensus messages the worker has not reached are dropped and the campaign's
@@ -194,7 +195,8 @@ class Annotator:
     def step(self, rec: Recorder, *, combined: bool) -> bool:
         """Do one clip (next + answer, or answer-and-next); return False when none is left."""
         if self.offer is None or not combined:
-            status, body, seconds = self.post(self.next_path)
+            # answer-and-next runs do as the browser does: hold one clip ahead (?ahead=1).
+            status, body, seconds = self.post(self.next_path + ("?ahead=1" if combined else ""))
             rec.latency("next", status, seconds)
             if status != 200:
                 self.done = status == 204
@@ -203,7 +205,8 @@ class Annotator:
         assignment = self.offer["assignment"]["id"]
         label = self.label(self.offer["clip"]["id"])
         body = {"label": label, "time_ms": self.rng.randint(600, 4000)}
-        path = f"/api/v1/assignments/{assignment}/{'answer-and-next' if combined else 'answer'}/"
+        action = "answer-and-next/?ahead=1" if combined else "answer/"
+        path = f"/api/v1/assignments/{assignment}/{action}"
         status, answer, seconds = self.post(path, body)
         rec.latency("answer_and_next" if combined else "answer", status, seconds)
         if status in (200, 201):

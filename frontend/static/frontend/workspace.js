@@ -97,30 +97,33 @@ function load(element, clip) {
   element.load();
 }
 
+// Put a clip on screen and play it from the start; a clip already there is left as it is
+// (paused, slowed, stepped), so a render after a response never disturbs the annotator.
 function show(clip) {
   if (!clip) {
-    video.removeAttribute("src");
-    delete video.dataset.clip;
-    video.load();
+    if (video.dataset.clip) {
+      video.removeAttribute("src");
+      delete video.dataset.clip;
+      video.load();
+    }
     return;
   }
-  if (video.dataset.clip !== String(clip.id)) {
-    if (spare.dataset.clip === String(clip.id)) {
-      // The clip was preloaded: swap the two elements, no request is made now.
-      const shown = spare;
-      spare = video;
-      video = shown;
-      spare.pause();
-      spare.removeAttribute("id");
-      spare.hidden = true;
-      spare.setAttribute("aria-hidden", "true");
-      video.id = "video";
-      video.hidden = false;
-      video.removeAttribute("aria-hidden");
-      if (video.currentTime !== 0) video.currentTime = 0; // a seek would drop its buffered frame
-    } else {
-      load(video, clip);
-    }
+  if (video.dataset.clip === String(clip.id)) return;
+  if (spare.dataset.clip === String(clip.id)) {
+    // The clip was preloaded: swap the two elements, no request is made now.
+    const shown = spare;
+    spare = video;
+    video = shown;
+    spare.pause();
+    spare.removeAttribute("id");
+    spare.hidden = true;
+    spare.setAttribute("aria-hidden", "true");
+    video.id = "video";
+    video.hidden = false;
+    video.removeAttribute("aria-hidden");
+    if (video.currentTime !== 0) video.currentTime = 0; // a seek would drop its buffered frame
+  } else {
+    load(video, clip);
   }
   video.playbackRate = SPEEDS[speed];
   video.play().catch(() => {});
