@@ -93,28 +93,44 @@ def consensus_update(*, task_id: int) -> Task | None:
     return Task.objects.filter(pk=task_id).first()
 
 
+# A message whose task was marked longer ago than this finds the worker behind: it takes the
+# other stale tasks too (see consensus_catch_up).
+_BEHIND_AFTER_S = 0.25
+
+
 def consensus_catch_up(*, task_id: int, limit: int = 500) -> int:
     """Bring a voted task's consensus up to date, and every other stale task with it.
 
     Run by the message each committed vote sends; returns how many tasks it updated.
     Idempotent and order-free: the result depends only on the votes committed when it runs.
     The message's own task is locked, waiting for a vote still storing on it, and done if
-    stale; up to ``limit`` other stale tasks are taken in the same bulk update, skipping those
-    another worker holds. So whichever message a worker takes next brings every committed vote
-    into its clip's consensus: when messages queue up behind a busy worker, the consensus does
-    not wait for them (their own tasks are done by then, and they cost one query each).
+    stale. When the worker is behind (its own task was marked more than ``_BEHIND_AFTER_S``
+    ago, or was already done by another message), up to ``limit`` other stale tasks are taken
+    in the same bulk update, skipping those another worker holds. So the first message a
+    lagging worker takes brings every committed vote into its clip's consensus: when messages
+    queue up, the consensus does not wait for them (their own tasks are done by then, and they
+    cost a query or two each). A worker that keeps up does one task per message.
     """
     with transaction.atomic():
-        lock = Task.objects.select_for_update(of=("self",))
-        ids = list(lock.filter(pk=task_id, consensus_stale=True).values_list("pk", flat=True))
-        others = (
-            Task.objects.select_for_update(of=("self",), skip_locked=True)
-            .filter(consensus_stale=True)
-            .exclude(pk=task_id)
-            .order_by("updated_at")
-            .values_list("pk", flat=True)[: max(limit - len(ids), 0)]
+        # By primary key alone: with "consensus_stale" in the WHERE clause the planner may walk
+        # the whole task_stale index instead.
+        own = list(
+            Task.objects.select_for_update(of=("self",))
+            .filter(pk=task_id)
+            .values_list("pk", "updated_at", "consensus_stale")
         )
-        ids += list(others)
+        own = [(pk, marked) for pk, marked, stale in own if stale]
+        ids = [pk for pk, _ in own]
+        # A fresh vote on its own task: the worker keeps up, the others have messages coming.
+        keeping_up = own and timezone.now() - own[0][1] < timedelta(seconds=_BEHIND_AFTER_S)
+        if not keeping_up:
+            ids += list(
+                Task.objects.select_for_update(of=("self",), skip_locked=True)
+                .filter(consensus_stale=True)
+                .exclude(pk=task_id)
+                .order_by("updated_at")
+                .values_list("pk", flat=True)[: max(limit - len(ids), 0)]
+            )
         if not ids:
             return 0
         _update_locked(ids)

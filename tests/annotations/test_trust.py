@@ -1,8 +1,10 @@
 """The trust rule, gold batches and the bulk recompute, on small hand-made campaigns."""
 
 import random
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from annotations import consensus
 from annotations.batches import batch_review, batches_close
@@ -103,7 +105,12 @@ def test_one_vote_message_catches_up_every_stale_task_and_the_others_find_nothin
             Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
             consensus.consensus_enqueue(task_id=task.pk)  # as the vote's transaction does
     assert Task.objects.filter(consensus_stale=True).count() == 4
-    assert consensus.consensus_catch_up(task_id=tasks[2].pk) == 4
+    # A fresh vote: the worker keeps up, so the message does its own task only.
+    assert consensus.consensus_catch_up(task_id=tasks[1].pk) == 1
+    assert Task.objects.filter(consensus_stale=True).count() == 3
+    # Votes marked a while ago: the worker is behind, the first message takes every stale task.
+    Task.objects.update(updated_at=timezone.now() - timedelta(seconds=1))
+    assert consensus.consensus_catch_up(task_id=tasks[2].pk) == 3
     got = {t.pk: t for t in Task.objects.filter(campaign=campaign)}
     assert [got[t.pk].status for t in tasks] == ["trusted", "discarded", "collecting", "trusted"]
     assert [got[t.pk].vote_count for t in tasks] == [3, 3, 2, 3]
@@ -115,6 +122,7 @@ def test_one_vote_message_catches_up_every_stale_task_and_the_others_find_nothin
     Vote.objects.create(task=tasks[2], campaign=campaign, annotator=users[2], answer=H)
     consensus.consensus_enqueue(task_id=tasks[2].pk)
     consensus.consensus_enqueue(task_id=tasks[0].pk)
+    Task.objects.update(updated_at=timezone.now() - timedelta(seconds=1))
     assert consensus.consensus_catch_up(task_id=tasks[2].pk, limit=1) == 1
     assert Task.objects.get(pk=tasks[2].pk).status == "trusted"
     assert Task.objects.get(pk=tasks[0].pk).consensus_stale is True
