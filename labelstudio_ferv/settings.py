@@ -201,6 +201,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 840)
 # Tasks that opt into acks_late are redelivered when their worker dies mid-task.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up would close the database connection after every task (a new PostgreSQL
+# session per task); labelstudio_ferv/celery.py applies CONN_MAX_AGE around tasks instead.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A message whose worker died unacknowledged is handed out again after this many seconds;
