@@ -364,26 +364,31 @@ def check_invariants(
             "SELECT count(*) FROM annotations_task t WHERE t.campaign_id = %(c)s AND NOT t.is_gold"
             " AND t.status = 'collecting' AND t.vote_count + t.lease_count > t.votes_needed"
         )
-        # Every vote replayed in order: it must have come while the clip still asked for it.
+        # Every vote replayed in order: it must have come while the clip still asked for it,
+        # counting the votes that were valid then (a vote of a batch found Unacceptable later
+        # counted until it was invalidated).
         cursor.execute(
-            "SELECT v.task_id, v.answer FROM annotations_vote v JOIN annotations_task t"
-            " ON t.id = v.task_id WHERE v.campaign_id = %(c)s AND v.is_valid AND NOT t.is_gold"
+            "SELECT v.task_id, v.answer, v.created_at, v.invalidated_at"
+            " FROM annotations_vote v JOIN annotations_task t ON t.id = v.task_id"
+            " WHERE v.campaign_id = %(c)s AND NOT t.is_gold"
             " ORDER BY v.task_id, v.created_at, v.id",
             {"c": campaign.pk},
         )
-        per_task: dict[int, list[int]] = defaultdict(list)
-        for task_id, answer in cursor.fetchall():
-            per_task[task_id].append(answer)
+        per_task: dict[int, list[tuple]] = defaultdict(list)
+        for task_id, *vote in cursor.fetchall():
+            per_task[task_id].append(tuple(vote))
         unneeded = 0
-        for answers in per_task.values():
-            counts = np.zeros((1, 8), dtype=np.int64)
-            for answer in answers:
+        for votes in per_task.values():
+            for k, (_answer, at, _gone) in enumerate(votes):
+                counts = np.zeros((1, 8), dtype=np.int64)
+                for answer, _, gone in votes[:k]:
+                    if gone is None or gone > at:
+                        counts[0, answer] += 1
                 status, _, _, needed = decide(
                     counts, campaign.votes_per_clip, campaign.max_votes, campaign.min_agreement
                 )
                 if status[0] != COLLECTING or counts.sum() >= needed[0]:
                     unneeded += 1
-                counts[0, answer] += 1
         found["votes_not_needed"] = unneeded
         # Every answer the API accepted is stored, with its label.
         cursor.execute(
