@@ -319,31 +319,51 @@ def assignment_next(
     browser to preload while the first one plays; once the current assignment is closed, the
     one ahead becomes current.
     """
-    offer = _assignment_take(campaign=campaign, membership=membership, user=user, ahead=False)
+    offer, leases = _assignment_take(
+        campaign=campaign, membership=membership, user=user, ahead=False
+    )
     if offer is None or not ahead:
         return offer
-    held = _assignment_take(campaign=campaign, membership=membership, user=user, ahead=True)
+    held, _ = _assignment_take(
+        campaign=campaign, membership=membership, user=user, ahead=True, known=leases
+    )
     return replace(offer, ahead=held)
 
 
 def _assignment_take(
-    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser, ahead: bool
-) -> Offer | None:
-    """Return the user's open current (or ahead) assignment, claiming one if there is none."""
+    *,
+    campaign: Campaign,
+    membership: Membership,
+    user: AbstractBaseUser,
+    ahead: bool,
+    known: list[selectors.OpenLease] | None = None,
+) -> tuple[Offer | None, list[selectors.OpenLease]]:
+    """Return the user's open current (or ahead) assignment, claiming one if there is none.
+
+    Also return the user's open leases as they stand afterwards, which the next call may take
+    as ``known`` instead of reading them again (if they changed meanwhile, a claim fails on the
+    unique constraint and the loop reads them).
+    """
     gold = membership.gold_due(share=campaign.gold_share, draw=random.random())
     for _attempt in range(_CLAIM_ATTEMPTS):
-        leases = selectors.assignments_open(campaign_id=campaign.pk, user=user)
+        if known is not None:
+            leases, known = known, None
+        else:
+            leases = selectors.assignments_open(campaign_id=campaign.pk, user=user)
         mine = [lease for lease in leases if lease.ahead == ahead]
         try:
             if not ahead and not mine and leases:
                 # The current clip was answered or skipped: the one ahead takes its place.
-                Assignment.objects.filter(
-                    pk=leases[0].offer.assignment_id, state=Assignment.State.ACTIVE
+                lease = leases[0]
+                promoted = Assignment.objects.filter(
+                    pk=lease.offer.assignment_id, state=Assignment.State.ACTIVE
                 ).update(ahead=False)
+                if promoted and lease.live:
+                    return lease.offer, [replace(lease, ahead=False)]
                 continue
             if mine:
                 if mine[0].live:
-                    return mine[0].offer
+                    return mine[0].offer, leases
                 expired = mine[0].offer.assignment_id
                 _lease_close(assignment_id=expired, state=Assignment.State.EXPIRED)
                 continue  # the clip ahead, if any, may now take its place
@@ -358,11 +378,12 @@ def _assignment_take(
             if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
                 raise
             continue
-        if offer is not None:
-            # Kept apart from the claim so that a claim never holds two rows.
-            with connection.cursor() as cursor:
-                _COUNT_SERVED.execute(cursor, {"membership": membership.pk, "gold": int(is_gold)})
-        return offer
+        if offer is None:
+            return None, leases
+        # Kept apart from the claim so that a claim never holds two rows.
+        with connection.cursor() as cursor:
+            _COUNT_SERVED.execute(cursor, {"membership": membership.pk, "gold": int(is_gold)})
+        return offer, [*leases, selectors.OpenLease(offer, True, ahead)]
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
 
 
