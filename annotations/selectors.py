@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from clips.models import Clip
 
+from . import portable
 from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
 
 # A clip with one of these labels is settled: its voters can no longer change their answers.
@@ -94,12 +96,16 @@ class Statement:
     would spend longer still building them. Written with ``%(name)s`` placeholders. Prepared
     statements live as long as the database session, whatever happens to transactions; a new
     connection prepares again. (A pooler in transaction mode would need them turned off.)
+
+    On another database (the embedded SQLite default) ``portable``, a function of the params in
+    portable.py, does the same with the ORM and returns the same rows.
     """
 
     _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def __init__(self, name: str, sql: str):
+    def __init__(self, name: str, sql: str, portable: Callable[[dict], list[tuple]]):
         self.name = name
+        self.portable = portable
         self.params: list[str] = []
 
         def number(match: re.Match) -> str:
@@ -118,6 +124,14 @@ class Statement:
             done.add(self.name)
         cursor.execute(self.call, [params[name] for name in self.params])
 
+    def rows(self, params: dict) -> list[tuple]:
+        """Run the statement on the default connection and return its rows (maybe none)."""
+        if connection.vendor != "postgresql":
+            return self.portable(params)
+        with connection.cursor() as cursor:
+            self.execute(cursor, params)
+            return cursor.fetchall() if cursor.description else []
+
 
 # An offer's columns come in Offer.from_row's order (as in the claims in services.py).
 _OPEN = Statement(
@@ -132,6 +146,7 @@ JOIN clips_clip AS c ON c.id = t.clip_id
 WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
 ORDER BY a.ahead, a.id
 """,
+    portable.open_leases,
 )
 
 
@@ -150,9 +165,7 @@ def assignments_open(*, campaign_id: int, user: AbstractBaseUser) -> list[OpenLe
     There are at most two: the current clip and one ahead (unique constraint
     ``assignment_one_active``).
     """
-    with connection.cursor() as cursor:
-        _OPEN.execute(cursor, {"campaign": campaign_id, "user": user.pk})
-        rows = cursor.fetchall()
+    rows = _OPEN.rows({"campaign": campaign_id, "user": user.pk})
     return [OpenLease(Offer.from_row(row), row[10], row[11]) for row in rows]
 
 
@@ -164,8 +177,10 @@ WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s
   AND EXISTS (SELECT 1 FROM annotations_membership AS m
               WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
 """
-_OWN = Statement("lsf_assignment_own", _OWN_SQL)
-_OWN_LOCKED = Statement("lsf_assignment_own_locked", _OWN_SQL + " FOR UPDATE OF a")
+_OWN = Statement("lsf_assignment_own", _OWN_SQL, portable.own_assignment)
+_OWN_LOCKED = Statement(
+    "lsf_assignment_own_locked", _OWN_SQL + " FOR UPDATE OF a", portable.own_assignment
+)
 
 
 def assignment_of_user(
@@ -179,13 +194,10 @@ def assignment_of_user(
     """
     if not -(2**63) <= assignment_id < 2**63:
         return None
-    with connection.cursor() as cursor:
-        (_OWN_LOCKED if lock else _OWN).execute(
-            cursor, {"assignment": assignment_id, "user": user.pk}
-        )
-        row = cursor.fetchone()
-    if row is None:
+    rows = (_OWN_LOCKED if lock else _OWN).rows({"assignment": assignment_id, "user": user.pk})
+    if not rows:
         return None
+    row = rows[0]
     # from_db takes the loaded values in the model's field order.
     values = dict(zip(_OWN_FIELDS, row, strict=True))
     names = [f.attname for f in Assignment._meta.concrete_fields if f.attname in values]

@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound
 
-from . import selectors
+from . import portable, selectors
 from .consensus import consensus_enqueue
 from .models import Assignment, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer, Statement
@@ -148,6 +148,7 @@ WITH due AS (
 UPDATE annotations_task AS t SET lease_count = t.lease_count - freed.n
 FROM freed WHERE t.id = freed.task_id
 """,
+    portable.expire_leases,
 )
 
 # The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
@@ -196,18 +197,23 @@ FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = hel
 """
 # First try: skip the rows other requests hold (claims never queue behind each other).
 _CLAIM_SKIP_LOCKED = Statement(
-    "lsf_claim", _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED")
+    "lsf_claim",
+    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED"),
+    portable.claim,
 )
 # When that finds nothing, the open tasks that were locked may still have slots once their
 # holders commit; "nothing left" must never be answered while clips remain. They are tried one
 # at a time, waiting for each row's lock while holding no other lock, so that no two claims can
 # wait for each other.
 _LOCKED_CANDIDATES = Statement(
-    "lsf_claim_candidates", "SELECT t.id " + _OPEN_TASKS.format(only="") + " LIMIT 20"
+    "lsf_claim_candidates",
+    "SELECT t.id " + _OPEN_TASKS.format(only="") + " LIMIT 20",
+    portable.locked_candidates,
 )
 _CLAIM_ONE = Statement(
     "lsf_claim_one",
     _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"), lock=""),
+    portable.claim,
 )
 
 # A gold clip has no slots to count: every annotator gets each gold clip once, so nothing is
@@ -238,6 +244,7 @@ SELECT made.id, made.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
 FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
 """,
+    portable.claim_gold,
 )
 
 _CLAIM_ATTEMPTS = 5
@@ -256,14 +263,14 @@ UPDATE annotations_membership SET served = served + 1, gold_served = gold_served
 WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
             FOR UPDATE SKIP LOCKED)
 """,
+    portable.count_served,
 )
 
 
 def leases_expire(*, campaign_id: int) -> None:
     """Mark the campaign's leases past their time as expired and give their slots back."""
     _last_sweep[campaign_id] = time.monotonic()
-    with connection.cursor() as cursor:
-        _EXPIRE.execute(cursor, {"campaign": campaign_id})
+    _EXPIRE.rows({"campaign": campaign_id})
 
 
 def _execute(statement: Statement, params: dict) -> tuple | None:
@@ -273,12 +280,11 @@ def _execute(statement: Statement, params: dict) -> tuple | None:
     savepoint, so that a unique-constraint refusal does not spoil that transaction.
     """
     if connection.in_atomic_block:
-        with transaction.atomic(), connection.cursor() as cursor:
-            statement.execute(cursor, params)
-            return cursor.fetchone()
-    with connection.cursor() as cursor:
-        statement.execute(cursor, params)
-        return cursor.fetchone()
+        with transaction.atomic():
+            rows = statement.rows(params)
+    else:
+        rows = statement.rows(params)
+    return rows[0] if rows else None
 
 
 def _claim(
@@ -296,9 +302,8 @@ def _claim_task(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> O
     offer = _claim(campaign=campaign, user=user, statement=_CLAIM_SKIP_LOCKED, ahead=ahead)
     if offer is not None:
         return offer
-    with connection.cursor() as cursor:
-        _LOCKED_CANDIDATES.execute(cursor, {"campaign": campaign.pk, "user": user.pk})
-        candidates = [row[0] for row in cursor.fetchall()]
+    rows = _LOCKED_CANDIDATES.rows({"campaign": campaign.pk, "user": user.pk})
+    candidates = [row[0] for row in rows]
     for task_id in candidates:
         offer = _claim(
             campaign=campaign, user=user, statement=_CLAIM_ONE, ahead=ahead, task=task_id
@@ -381,8 +386,7 @@ def _assignment_take(
         if offer is None:
             return None, leases
         # Kept apart from the claim so that a claim never holds two rows.
-        with connection.cursor() as cursor:
-            _COUNT_SERVED.execute(cursor, {"membership": membership.pk, "gold": int(is_gold)})
+        _COUNT_SERVED.rows({"membership": membership.pk, "gold": int(is_gold)})
         return offer, [*leases, selectors.OpenLease(offer, True, ahead)]
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
 
@@ -442,6 +446,7 @@ UPDATE annotations_task
 SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
 WHERE id = %(task)s
 """,
+    portable.answered,
 )
 
 
@@ -480,12 +485,10 @@ def assignment_answer(
             freed = int(assignment.state == Assignment.State.ACTIVE and assignment.holds_slot)
             # The vote and its count change together: a claim never sees a vote without its
             # slot or a slot freed before the vote counts (see ASSIGNMENT.md).
-            with connection.cursor() as cursor:
-                _ANSWERED.execute(
-                    cursor,
-                    {"assignment": assignment.pk, "task": assignment.task_id, "freed": freed,
-                     "at": vote.created_at},
-                )  # fmt: skip
+            _ANSWERED.rows(
+                {"assignment": assignment.pk, "task": assignment.task_id, "freed": freed,
+                 "at": vote.created_at},
+            )  # fmt: skip
             consensus_enqueue(task_id=assignment.task_id)
             return AnswerResult(vote=vote, created=True)
     except IntegrityError:

@@ -20,6 +20,23 @@ ready = Clip.objects.filter(status='ready').count()
 assert ready == 6, ready
 clip = Clip.objects.first()
 assert c.get('/' + 'media/' + clip.video.name).status_code == 200
+from annotations.models import Campaign, Task, Vote
+demo = Campaign.objects.get(name='Demo campaign')
+first = c.post(f'/api/v1/campaigns/{demo.pk}/next/?ahead=1')
+assert first.status_code == 200, first.content
+held = first.json()
+answered = c.post(
+    f"/api/v1/assignments/{held['assignment']['id']}/answer-and-next/?ahead=1",
+    {'label': 'happy'}, content_type='application/json',
+)
+assert answered.status_code == 201, answered.content
+assert answered.json()['next']['assignment']['id'] == held['ahead']['assignment']['id']
+task = Vote.objects.get(pk=answered.json()['vote']['id']).task
+assert not task.consensus_stale and task.counts[3] >= 1, task.counts
+now = answered.json()['next']
+assert c.post(f"/api/v1/assignments/{now['assignment']['id']}/skip/").status_code == 204
+after = c.post(f'/api/v1/campaigns/{demo.pk}/next/?ahead=1').json()
+assert after['assignment']['id'] == now['ahead']['assignment']['id'], (now, after)
 print('embedded ok', ready)
 """
 
