@@ -162,36 +162,61 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
     return done
 
 
+# The tasks to recompute with their campaign's rule, then their valid votes per answer: two
+# plain queries (this runs once per vote; the ORM would spend more time building them).
+_TASK_STATE = """
+SELECT t.id, t.extra_votes, t.status, t.label, t.votes_needed, t.review_locked, t.is_gold,
+       t.ds_label, t.ds_confidence, t.vote_seq, c.votes_per_clip, c.max_votes, c.min_agreement
+FROM annotations_task t JOIN annotations_campaign c ON c.id = t.campaign_id
+WHERE t.id IN ({ids})
+ORDER BY t.id
+"""
+_TASK_COUNTS = """
+SELECT task_id, answer, count(*) FROM annotations_vote
+WHERE task_id IN ({ids}) AND is_valid
+GROUP BY task_id, answer
+"""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """The part of a campaign the trust rule reads (as ``_decide_by_extra`` takes it)."""
+
+    votes_per_clip: int
+    max_votes: int
+    min_agreement: float
+
+
 def _update_locked(task_ids: list[int]) -> None:
     """Recompute the consensus of tasks whose rows this transaction holds locked, in bulk."""
-    rows = list(
-        Task.objects.filter(pk__in=task_ids)
-        .order_by("pk")
-        .values_list(
-            "pk", "campaign_id", "extra_votes", "status", "label", "votes_needed",
-            "review_locked", "is_gold", "ds_label", "ds_confidence", "vote_seq",
-        )
-    )  # fmt: skip
+    marks = ", ".join(["%s"] * len(task_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(_TASK_STATE.format(ids=marks), task_ids)
+        rows = cursor.fetchall()
+        cursor.execute(_TASK_COUNTS.format(ids=marks), task_ids)
+        voted = cursor.fetchall()
     if not rows:
         return
-    ids = [row[0] for row in rows]
-    counts = _valid_counts(ids)
-    campaign_of = np.array([row[1] for row in rows])
-    campaigns = Campaign.objects.in_bulk(np.unique(campaign_of).tolist())
+    index = {row[0]: i for i, row in enumerate(rows)}
+    counts = np.zeros((len(rows), N_ANSWERS), dtype=np.int64)
+    for task_id, answer, n in voted:
+        counts[index[task_id], answer] = n
+    groups: dict[_Rule, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(_Rule(*row[10:13]), []).append(i)
     out = []
-    for campaign_id, campaign in campaigns.items():
-        pick = np.flatnonzero(campaign_of == campaign_id)
-        extra = np.array([rows[i][2] for i in pick], dtype=np.int64)
-        status, label, share, needed = _decide_by_extra(campaign, counts[pick], extra)
-        for j, i in enumerate(pick.tolist()):
-            pk, _, _, old_status, old_label, old_needed, locked, gold, ds, ds_conf, seq = rows[i]
+    for rule, members in groups.items():
+        pick = np.array(members)
+        extra = np.array([rows[i][1] for i in members], dtype=np.int64)
+        status, label, share, needed = _decide_by_extra(rule, counts[pick], extra)
+        for j, i in enumerate(members):
+            pk, _, old_status, old_label, old_needed, locked, gold, ds, ds_conf, seq = rows[i][:10]
             # A reviewer's decision always wins, and gold clips keep their reference label.
             if old_status == ConsensusStatus.ADJUDICATED or locked or gold:
                 new = (old_status, old_label, old_needed)
             else:
-                code = int(status[j])
                 new = (
-                    _CODE_TO_STATUS[code].value,
+                    _CODE_TO_STATUS[int(status[j])].value,
                     int(label[j]) if label[j] >= 0 else None,
                     int(needed[j]),
                 )
@@ -280,7 +305,7 @@ def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
 
 
 def _decide_by_extra(
-    campaign: Campaign, counts: np.ndarray, extra: np.ndarray
+    campaign: Campaign | _Rule, counts: np.ndarray, extra: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Apply the trust rule per group of tasks with the same extra votes (usually one group)."""
     n = len(counts)
