@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -23,7 +23,7 @@ from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
-from .models import Campaign, ConsensusStatus, Task, Vote
+from .models import Campaign, ConsensusStatus, Task
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +61,11 @@ def consensus_enqueue(*, task_id: int) -> None:
 
 def valid_counts(*, task_id: int) -> list[int]:
     """Return the task's valid votes per answer, indexed like ``Answer``."""
-    return _valid_counts([task_id])[0].tolist()
-
-
-def _valid_counts(task_ids: list[int]) -> np.ndarray:
-    """Return len(task_ids) x answers valid-vote counts, rows in the order of ``task_ids``."""
-    counts = np.zeros((len(task_ids), N_ANSWERS), dtype=np.int64)
-    row = {task_id: i for i, task_id in enumerate(task_ids)}
-    groups = (
-        Vote.objects.filter(task_id__in=task_ids, is_valid=True)
-        .values_list("task_id", "answer")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for task_id, answer, n in groups:
-        counts[row[task_id], answer] = n
+    counts = [0] * N_ANSWERS
+    with connection.cursor() as cursor:
+        cursor.execute(_TASK_COUNTS.format(ids="%s"), [task_id])
+        for _, answer, n in cursor.fetchall():
+            counts[answer] = n
     return counts
 
 
