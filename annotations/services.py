@@ -387,6 +387,9 @@ def _assignment_take(
             return None, leases
         # Kept apart from the claim so that a claim never holds two rows.
         _COUNT_SERVED.rows({"membership": membership.pk, "gold": int(is_gold)})
+        # The clip ahead, claimed next in this request, draws on the counts as they are now.
+        membership.served += 1
+        membership.gold_served += int(is_gold)
         return offer, [*leases, selectors.OpenLease(offer, True, ahead)]
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
 

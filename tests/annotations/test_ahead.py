@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import Assignment, Task, Vote
-from tests.factories import TaskFactory
+from tests.factories import GoldTaskFactory, TaskFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -106,3 +106,20 @@ def test_a_malformed_ahead_is_refused_with_a_message(api, alice, campaign, value
     assert response.status_code == 400
     assert response.json()["error"]["details"]["ahead"]
     assert not Assignment.objects.exists()
+
+
+def test_gold_keeps_its_share_when_a_clip_is_held_ahead(api, alice, campaign):
+    campaign.gold_share = 0.5  # clips held ahead count as served, so the share holds
+    campaign.save()
+    gold_ids = {t.pk for t in GoldTaskFactory.create_batch(30, campaign=campaign)}
+    TaskFactory.create_batch(40, campaign=campaign)
+    body = next_ahead(api(alice), campaign).json()
+    stream = []
+    for _ in range(40):
+        stream.append(Assignment.objects.get(pk=body["assignment"]["id"]).task_id in gold_ids)
+        # Handed out so far: the clips answered plus the one on screen and the one ahead.
+        handed = Assignment.objects.filter(annotator=alice)
+        gold = handed.filter(task_id__in=gold_ids).count()
+        assert abs(gold - 0.5 * handed.count()) <= 1.0 + 1e-9, (gold, handed.count())
+        body = answer_next(api(alice), body["assignment"]["id"]).json()["next"]
+    assert 18 <= sum(stream) <= 22
