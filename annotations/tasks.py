@@ -35,9 +35,13 @@ def refresh_statistics(campaign_id: int) -> None:
         statistics.statistics_refresh(campaign_id=campaign_id)
 
 
-@shared_task(name="annotations.refresh_active_statistics")
-def refresh_active_statistics() -> int:
-    """Refresh the statistics of campaigns that got votes since their last computation (beat)."""
+@shared_task(name="annotations.refresh_active_campaigns")
+def refresh_active_campaigns() -> int:
+    """Recompute the campaigns that got votes since their statistics were computed (beat).
+
+    A recompute brings every clip's Dawid-Skene label up to date (which a Dawid-Skene campaign
+    decides by, and reviewers compare in any campaign), then the statistics. Return how many.
+    """
     stamps = dict(CampaignStatistics.objects.values_list("campaign_id", "computed_at"))
     count = 0
     for campaign_id in Campaign.objects.values_list("pk", flat=True):
@@ -46,7 +50,7 @@ def refresh_active_statistics() -> int:
         if since is not None:
             votes = votes.filter(updated_at__gt=since)
         if votes.exists():
-            refresh_statistics.delay(campaign_id)
+            recompute_campaign.delay(campaign_id)
             count += 1
     return count
 

@@ -230,5 +230,5 @@ CELERY_BEAT_SCHEDULE = {
         "task": "annotations.sweep_consensus",
         "schedule": float(envint("CONSENSUS_SWEEP_SECONDS", 15)),
     },
-    "refresh-statistics": {"task": "annotations.refresh_active_statistics", "schedule": 600.0},
+    "refresh-campaigns": {"task": "annotations.refresh_active_campaigns", "schedule": 600.0},
 }

@@ -307,3 +307,23 @@ def test_the_bulk_recompute_matches_the_incremental_path_on_a_random_campaign():
     assert bulk == incremental
     assert {s for s, *_ in bulk.values()} >= {"trusted", "collecting", "adjudicated"}
     assert consensus.campaign_recompute(campaign_id=campaign.pk) == 0  # nothing left to change
+
+
+@pytest.mark.django_db
+def test_beat_recomputes_campaigns_with_new_votes_and_a_ds_campaign_decides_by_ds():
+    from annotations.models import Campaign, CampaignStatistics
+    from annotations.tasks import refresh_active_campaigns
+
+    campaign = CampaignFactory(aggregation=Campaign.Aggregation.DAWID_SKENE, ds_threshold=1.0)
+    users = voters(campaign, 3)
+    task = vote_all(TaskFactory(campaign=campaign), [H, H, S], users)
+    quiet = CampaignFactory()  # no votes: nothing to do
+    assert (task.status, task.ds_label) == ("trusted", None)  # the per-vote path: the rule
+    assert refresh_active_campaigns() == 1  # runs the recompute (eagerly here)
+    task = Task.objects.get(pk=task.pk)
+    # Dawid-Skene labels it, short of the (strict) threshold: the clip asks for one more vote.
+    assert task.ds_label == H and task.ds_confidence < 1.0
+    assert (task.status, task.votes_needed) == ("collecting", 4)
+    assert CampaignStatistics.objects.filter(campaign=campaign).exists()
+    assert not CampaignStatistics.objects.filter(campaign=quiet).exists()
+    assert refresh_active_campaigns() == 0  # no vote since
