@@ -20,7 +20,7 @@ from labelstudio_ferv.expressions import answer_from_key
 from . import selectors, services
 from .access import access_campaign
 from .models import Role
-from .openapi import error_response, path_id
+from .openapi import E400, E401, error_response, path_id
 from .serializers import (
     AnswerInput,
     AnswerNextOutput,
@@ -40,8 +40,6 @@ CAMPAIGN_ID = path_id("campaign_id", "A campaign you are a member of.")
 ASSIGNMENT_ID = path_id("assignment_id", "One of your assignments.")
 TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
 
-E400 = error_response("Malformed request: the message names what is wrong.")
-E401 = error_response("No valid token or session.")
 E403 = error_response("Your role in this campaign is too low for this.")
 E404_CAMPAIGN = error_response("No such campaign, or you are not a member of it.")
 E404_ASSIGNMENT = error_response("No such assignment of yours.")

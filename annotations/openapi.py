@@ -18,3 +18,8 @@ def path_id(name: str, description: str) -> OpenApiParameter:
         OpenApiParameter.PATH,
         description=description,
     )
+
+
+# The two errors every endpoint can answer.
+E400 = error_response("Malformed request: the message names what is wrong.")
+E401 = error_response("No valid token or session.")

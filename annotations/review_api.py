@@ -24,7 +24,7 @@ from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_ke
 from . import exports, review
 from .access import access_campaign
 from .models import ExportJob, ReviewDecision, Role
-from .openapi import error_response, path_id
+from .openapi import E400, E401, error_response, path_id
 
 # --- documentation helpers ----------------------------------------------------------------------
 
@@ -34,8 +34,6 @@ TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
 BATCH_ID = path_id("batch_id", "A gold batch of the campaign.")
 JOB_ID = path_id("job_id", "An export job of the campaign.")
 
-E400 = error_response("Malformed request: the message names what is wrong.")
-E401 = error_response("No valid token or session.")
 E403 = error_response("Reviewers and admins only.")
 E404 = error_response("No such campaign (or you are not a member of it).")
 E404_TASK = error_response("No such campaign (or not a member), or no such clip in it.")

@@ -97,10 +97,9 @@ def ffprobe(path: Path) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory):
-    """A 190-frame video with three shots, and the face boxes drawn in every frame."""
-    rng = np.random.default_rng(7)
+def three_shot_video(path: Path, *, seed: int) -> tuple[Path, dict[int, list[Box]]]:
+    """Write a 190-frame video with three shots; return it and the face boxes of every frame."""
+    rng = np.random.default_rng(seed)
     grey = np.full((H, W, 3), 110, np.uint8)
     green = np.zeros((H, W, 3), np.uint8)
     green[:] = (60, 120, 40)
@@ -124,8 +123,13 @@ def scenes(tmp_path_factory):
                 truth[i] = []
             yield frame
 
-    path = write_video(tmp_path_factory.mktemp("scenes") / "scenes.mp4", frames())
-    return path, truth
+    return write_video(path, frames()), truth
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """A 190-frame video with three shots, and the face boxes drawn in every frame."""
+    return three_shot_video(tmp_path_factory.mktemp("scenes") / "scenes.mp4", seed=7)
 
 
 @pytest.fixture(scope="module")

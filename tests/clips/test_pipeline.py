@@ -22,7 +22,15 @@ from django.utils import timezone
 from annotations.models import Task
 from clips import candidates, pipeline
 from clips.models import Candidate, Clip, MediaStatus, SourceVideo, Stage
-from tests.clips.test_candidates import COFFEE, CUTS, FRAMES, H, W, noisy, paste_face, write_video
+from tests.clips.test_candidates import (
+    COFFEE,
+    CUTS,
+    H,
+    W,
+    noisy,
+    three_shot_video,
+    write_video,
+)
 from tests.conftest import wait_for
 from tests.factories import CampaignFactory, ClipFactory, MembershipFactory, UserFactory
 
@@ -32,32 +40,7 @@ STAGES = ["scan", "shots", "tracks", "clips"]
 @pytest.fixture(scope="module")
 def scenes_video(tmp_path_factory):
     """640x360, 25 fps, 190 frames: one face | cut | two faces | cut | no face; and the truth."""
-    rng = np.random.default_rng(11)
-    grey = np.full((H, W, 3), 110, np.uint8)
-    green = np.zeros((H, W, 3), np.uint8)
-    green[:] = (60, 120, 40)
-    truth: dict[int, list[candidates.Box]] = {}
-
-    def frames():
-        for i in range(FRAMES):
-            if i < CUTS[0]:
-                t = i / (CUTS[0] - 1)
-                frame = noisy(grey, rng, 20)
-                truth[i] = [paste_face(frame, int(60 + 200 * t), int(40 + 40 * t), 0.8 + 0.4 * t)]
-            elif i < CUTS[1]:
-                t = (i - CUTS[0]) / (CUTS[1] - CUTS[0] - 1)
-                frame = noisy(green, rng)
-                truth[i] = [
-                    paste_face(frame, int(40 + 30 * t), 150, 1.0),
-                    paste_face(frame, int(420 - 30 * t), 100, 0.9, mirror=True),
-                ]
-            else:
-                frame = noisy(COFFEE, rng, 10)
-                truth[i] = []
-            yield frame
-
-    path = write_video(tmp_path_factory.mktemp("pipeline") / "interview.mp4", frames())
-    return path, truth
+    return three_shot_video(tmp_path_factory.mktemp("pipeline") / "interview.mp4", seed=11)
 
 
 @pytest.fixture(scope="module")
