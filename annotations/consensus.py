@@ -17,9 +17,9 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
@@ -44,19 +44,11 @@ def consensus_enqueue(*, task_id: int) -> None:
     so that if the broker is down (or the message is lost) ``consensus_sweep``, run by beat,
     still catches it up: a committed vote never goes uncounted.
     """
-    from .tasks import update_consensus
-
     Task.objects.filter(pk=task_id).update(
         consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=timezone.now()
     )
-
-    def send() -> None:
-        try:
-            update_consensus.delay(task_id)
-        except BrokerUnavailable:  # the vote is stored; the sweep catches it up
-            logger.warning("could not enqueue consensus for task %s", task_id, exc_info=True)
-
-    transaction.on_commit(send)
+    # Lost or unsent, the message is caught up by the sweep: the task is marked stale above.
+    enqueue_on_commit("annotations.update_consensus", task_id)
 
 
 def valid_counts(*, task_id: int) -> list[int]:

@@ -34,11 +34,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from clips import media
 from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_NAMES, N_ANSWERS
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from .models import Campaign, ConsensusStatus, ExportJob, Role, Task, Vote
 
@@ -129,26 +129,20 @@ def export_create(
     *, campaign: Campaign, kind: str, params: dict, created_by: AbstractBaseUser | None, role: str
 ) -> ExportJob:
     """Create an export job and have a worker run it once the transaction commits."""
-    from .tasks import run_export
-
     params = check_params(kind=kind, params=params, role=role)
     with transaction.atomic():
         job = ExportJob.objects.create(
             campaign=campaign, kind=kind, params=params, created_by=created_by
         )
 
-        def send() -> None:
-            try:
-                run_export.delay(job.pk)
-            except BrokerUnavailable:
-                ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.PENDING).update(
-                    status=ExportJob.Status.FAILED,
-                    error="The task queue is unavailable; try again in a moment.",
-                    finished_at=timezone.now(),
-                )
-                logger.warning("could not enqueue export %s", job.pk, exc_info=True)
+        def unavailable(job_id: int = job.pk) -> None:
+            ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.PENDING).update(
+                status=ExportJob.Status.FAILED,
+                error="The task queue is unavailable; try again in a moment.",
+                finished_at=timezone.now(),
+            )
 
-        transaction.on_commit(send)
+        enqueue_on_commit("annotations.run_export", job.pk, on_unavailable=unavailable)
     return job
 
 

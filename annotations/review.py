@@ -19,11 +19,11 @@ from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Greatest
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from clips.models import Scenario, Scene
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, N_ANSWERS
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import agreement
 from .batches import batch_review
@@ -445,17 +445,10 @@ def _more_votes_extra(task: Task, *, campaign: Campaign, n: int) -> int:
 
 
 def _refresh_statistics_on_commit(*, campaign_id: int, since: datetime) -> None:
-    from .tasks import refresh_statistics_after_review
-
-    def send() -> None:
-        try:
-            refresh_statistics_after_review.apply_async(
-                (campaign_id, since.isoformat()), countdown=2
-            )
-        except BrokerUnavailable:  # the next decision or vote refresh catches it up
-            logger.warning("could not enqueue statistics of campaign %s", campaign_id)
-
-    transaction.on_commit(send)
+    # Unsent, the next decision or beat's campaign refresh catches the statistics up.
+    enqueue_on_commit(
+        "annotations.refresh_statistics_after_review", campaign_id, since.isoformat(), countdown=2
+    )
 
 
 def statistics_refresh_since(*, campaign_id: int, since: datetime) -> bool:

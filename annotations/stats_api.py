@@ -6,9 +6,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labelstudio_ferv.errors import ServiceUnavailable
+from labelstudio_ferv.queue import send_now
+
 from .access import access_campaign
 from .models import CampaignStatistics, Role
-from .tasks import recompute_campaign, refresh_statistics
 
 ERRORS = {
     401: OpenApiResponse(description="Not logged in"),
@@ -52,7 +54,7 @@ class StatisticsRefreshView(APIView):
     @extend_schema(request=None, responses={202: QueuedOutput, **ERRORS}, summary="Refresh")
     def post(self, request: Request, campaign_id: int) -> Response:
         access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
-        refresh_statistics.delay(campaign_id)
+        _send("annotations.refresh_statistics", campaign_id)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -62,5 +64,10 @@ class RecomputeView(APIView):
     @extend_schema(request=None, responses={202: QueuedOutput, **ERRORS}, summary="Recompute")
     def post(self, request: Request, campaign_id: int) -> Response:
         access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN)
-        recompute_campaign.delay(campaign_id)
+        _send("annotations.recompute_campaign", campaign_id)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+def _send(task_name: str, campaign_id: int) -> None:
+    if not send_now(task_name, campaign_id):
+        raise ServiceUnavailable("The task queue is unavailable; try again in a moment.")

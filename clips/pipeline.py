@@ -27,9 +27,9 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from labelstudio_ferv.errors import Conflict, PayloadTooLarge, ValidationError
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import candidates, media, services
 from .models import PIPELINE_STAGES, Candidate, Clip, MediaStatus, Scene, SourceVideo, Stage
@@ -279,29 +279,12 @@ def _enqueue_stage(video_id: int, stage: str) -> None:
     If the broker is down the video stays pending, and ``source_videos_requeue_stale`` sends it
     again later.
     """
-    from .tasks import run_source_stage
-
     priority = SCAN_PRIORITY if stage == Stage.SCAN else None
-
-    def send() -> None:
-        try:
-            run_source_stage.apply_async((video_id, str(stage)), priority=priority)
-        except BrokerUnavailable:
-            logger.warning("could not enqueue video %s stage %s", video_id, stage, exc_info=True)
-
-    transaction.on_commit(send)
+    enqueue_on_commit("clips.run_source_stage", video_id, str(stage), priority=priority)
 
 
 def _enqueue_preview(video_id: int) -> None:
-    from .tasks import make_source_preview
-
-    def send() -> None:
-        try:
-            make_source_preview.apply_async((video_id,), priority=PREVIEW_PRIORITY)
-        except BrokerUnavailable:
-            logger.warning("could not enqueue the preview of video %s", video_id, exc_info=True)
-
-    transaction.on_commit(send)
+    enqueue_on_commit("clips.make_source_preview", video_id, priority=PREVIEW_PRIORITY)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from labelstudio_ferv.errors import PayloadTooLarge, ValidationError
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import media
 from .models import Clip, MediaStatus, Scene, SourceVideo
@@ -147,15 +147,7 @@ def clip_enqueue_processing(*, clip_id: int) -> None:
     If the broker cannot be reached, the clip stays pending and ``clips_requeue_stale`` (run
     periodically by beat) sends it again later: the import itself never fails for it.
     """
-    from .tasks import process_clip
-
-    def send() -> None:
-        try:
-            process_clip.delay(clip_id)
-        except BrokerUnavailable:
-            logger.warning("could not enqueue clip %s; it will be requeued", clip_id, exc_info=True)
-
-    transaction.on_commit(send)
+    enqueue_on_commit("clips.process_clip", clip_id)
 
 
 @contextlib.contextmanager

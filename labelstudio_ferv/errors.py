@@ -53,6 +53,11 @@ class PayloadTooLarge(ApplicationError):
     code = "too_large"
 
 
+class ServiceUnavailable(ApplicationError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "unavailable"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """Return the error shape shared by every endpoint."""
     body: dict[str, Any] = {"code": code, "message": message}

@@ -214,6 +214,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_TIMEZONE = "UTC"
+# After a failed publish, labelstudio_ferv.queue leaves work to its catch-up path for this long.
+BROKER_PUBLISH_BACKOFF = envint("BROKER_PUBLISH_BACKOFF", 10)
 
 LOGGING = {
     "version": 1,

@@ -169,12 +169,15 @@ def live_db(transactional_db):
 def real_broker(live_db):
     """Send tasks to Redis instead of running them in-process; start workers with WorkerProcess."""
     from labelstudio_ferv.celery import app
+    from labelstudio_ferv.queue import reset_breaker
 
     app.conf.task_always_eager = False
+    reset_breaker()  # a broker outage of an earlier test does not silence this one's messages
     try:
         yield app
     finally:
         app.conf.task_always_eager = True
+        reset_breaker()
 
 
 @pytest.fixture
