@@ -16,11 +16,11 @@ from rest_framework.views import APIView
 
 from labelstudio_ferv.errors import ValidationError
 from labelstudio_ferv.expressions import answer_from_key
+from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
 from . import selectors, services
 from .access import access_campaign
 from .models import Role
-from .openapi import E400, E401, error_response, path_id
 from .serializers import (
     AnswerInput,
     AnswerNextOutput,

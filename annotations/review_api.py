@@ -20,11 +20,11 @@ from rest_framework.views import APIView
 
 from labelstudio_ferv.errors import NotFound
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_key
+from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
 from . import exports, review
 from .access import access_campaign
 from .models import ExportJob, ReviewDecision, Role
-from .openapi import E400, E401, error_response, path_id
 
 # --- documentation helpers ----------------------------------------------------------------------
 

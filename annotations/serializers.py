@@ -17,16 +17,6 @@ ANSWER_HELP = "The answer: one of " + ", ".join(ANSWER_KEYS) + " (pass: no usabl
 ANSWER_HELP += "single expression)."
 
 
-class ErrorBody(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable reason.")
-    message = serializers.CharField(help_text="Plain-words explanation fit to show a user.")
-    details = serializers.JSONField(required=False, help_text="Per-field errors, when any.")
-
-
-class ErrorOutput(serializers.Serializer):
-    error = ErrorBody()
-
-
 # --- authentication ---------------------------------------------------------------------------
 
 

@@ -1,21 +1,22 @@
 """Agreement statistics and recomputes for reviewers and admins."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelstudio_ferv.errors import ServiceUnavailable
+from labelstudio_ferv.openapi import E401, error_response
 from labelstudio_ferv.queue import send_now
 
 from .access import access_campaign
 from .models import CampaignStatistics, Role
 
 ERRORS = {
-    401: OpenApiResponse(description="Not logged in"),
-    403: OpenApiResponse(description="The role is too low for this"),
-    404: OpenApiResponse(description="No such campaign (or not a member)"),
+    401: E401,
+    403: error_response("The role is too low for this."),
+    404: error_response("No such campaign (or not a member)."),
 }
 
 StatisticsOutput = inline_serializer(

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from annotations.access import access_campaign
 from annotations.models import Role
 from labelstudio_ferv.errors import NotFound, PayloadTooLarge, ValidationError
+from labelstudio_ferv.openapi import E401, error_response
 
 from . import pipeline, selectors, services
 from .models import MediaStatus, SourceVideo
@@ -36,10 +37,10 @@ from .serializers import (
 from .uploads import ClipSizeLimitHandler, SourceSizeLimitHandler
 
 ERRORS = {
-    400: OpenApiResponse(description="Malformed request; every input rejected"),
-    401: OpenApiResponse(description="Not logged in"),
-    403: OpenApiResponse(description="Not an admin of this campaign"),
-    404: OpenApiResponse(description="No such campaign (or not a member)"),
+    400: error_response("Malformed request; every input rejected."),
+    401: E401,
+    403: error_response("Not an admin of this campaign."),
+    404: error_response("No such campaign (or not a member)."),
 }
 
 

@@ -1,8 +1,17 @@
-"""OpenAPI documentation helpers shared by the annotations API modules."""
+"""OpenAPI documentation of the one error shape and of path ids, shared by every API module."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
 
-from .serializers import ErrorOutput
+
+class ErrorBody(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable reason.")
+    message = serializers.CharField(help_text="Plain-words explanation fit to show a user.")
+    details = serializers.JSONField(required=False, help_text="Per-field errors, when any.")
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorBody()
 
 
 def error_response(description: str) -> OpenApiResponse:
