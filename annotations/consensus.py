@@ -7,7 +7,6 @@ paths give the same result by construction.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from labelstudio_ferv.queue import enqueue_on_commit
 from . import agreement
 from .loading import CampaignArrays, load_campaign
 from .models import Campaign, ConsensusStatus, Task
+from .statements import consensus_write
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _update_locked(task_ids: list[int]) -> None:
                 (pk, json.dumps(counts[i].tolist()), int(counts[i].sum()), new[0], new[1],
                  float(share[j]), new[2], ds, ds_conf, seq)
             )  # fmt: skip
-    _bulk_write(out)
+    consensus_write(out)
 
 
 # The voters of some tasks who have a full batch of unbatched votes waiting: the voters come
@@ -348,78 +348,4 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
         data.vote_seq.tolist(),
         strict=True,
     )
-    return _bulk_write(list(rows))
-
-
-_COLUMNS = (
-    "id", "counts", "vote_count", "status", "label", "agreement", "votes_needed", "ds_label",
-    "ds_confidence", "vote_seq",
-)  # fmt: skip
-_TYPES = (
-    "bigint", "jsonb", "int", "text", "int", "double precision", "int", "int",
-    "double precision", "bigint",
-)  # fmt: skip
-# Fewer rows than this go in one UPDATE ... FROM (VALUES ...); more are COPYed to a temp table.
-_COPY_FROM = 2000
-
-
-def _bulk_write(rows: list[tuple]) -> int:
-    """Write consensus rows (``_COLUMNS``); only rows that differ are touched.
-
-    A row is written only while the task's ``vote_seq`` is the one its votes were read at: a
-    vote committed since (or still storing: the UPDATE waits for its row lock) leaves the row to
-    that vote's own consensus message.
-    """
-    if not rows:
-        return 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.executemany(
-                "UPDATE annotations_task SET counts=%s, vote_count=%s, "
-                "status=CASE WHEN review_locked THEN status ELSE %s END, "
-                "label=CASE WHEN review_locked THEN label ELSE %s END, "
-                "agreement=%s, votes_needed=%s, ds_label=%s, ds_confidence=%s, "
-                "consensus_stale=%s WHERE id=%s AND vote_seq=%s",
-                [(*row[1:-1], False, row[0], row[-1]) for row in rows],
-            )
-            return len(rows)
-        if len(rows) < _COPY_FROM:
-            from psycopg2.extras import execute_values
-
-            template = "(" + ", ".join(f"%s::{t}" for t in _TYPES) + ")"
-            source = f"(VALUES %s) AS r ({', '.join(_COLUMNS)})"
-            execute_values(
-                cursor.cursor, _UPDATE.format(source=source), rows, template, page_size=len(rows)
-            )
-            return cursor.rowcount
-        # Within an outer transaction (a test, a caller's atomic block) ON COMMIT has not run.
-        cursor.execute("DROP TABLE IF EXISTS consensus_rows")
-        columns = ", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))
-        cursor.execute(f"CREATE TEMP TABLE consensus_rows ({columns}) ON COMMIT DROP")
-        buffer = io.StringIO()
-        for row in rows:
-            buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
-        buffer.seek(0)
-        cursor.copy_expert(f"COPY consensus_rows ({', '.join(_COLUMNS)}) FROM STDIN", buffer)
-        cursor.execute(_UPDATE.format(source="consensus_rows r"))
-        return cursor.rowcount
-
-
-_UPDATE = """
-UPDATE annotations_task t
-SET counts = r.counts, vote_count = r.vote_count,
-    -- A reviewer's decision taken while the votes were read still holds.
-    status = CASE WHEN t.review_locked THEN t.status ELSE r.status END,
-    label = CASE WHEN t.review_locked THEN t.label ELSE r.label END,
-    agreement = r.agreement, votes_needed = r.votes_needed,
-    ds_label = r.ds_label, ds_confidence = r.ds_confidence,
-    consensus_stale = false, updated_at = now()
-FROM {source}
-WHERE t.id = r.id AND t.vote_seq = r.vote_seq
-  AND (t.counts IS DISTINCT FROM r.counts OR t.status IS DISTINCT FROM r.status
-       OR t.label IS DISTINCT FROM r.label OR t.votes_needed <> r.votes_needed
-       OR t.vote_count <> r.vote_count OR t.agreement <> r.agreement
-       OR t.ds_label IS DISTINCT FROM r.ds_label
-       OR t.ds_confidence IS DISTINCT FROM r.ds_confidence
-       OR t.consensus_stale)
-"""
+    return consensus_write(list(rows))

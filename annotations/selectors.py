@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +13,7 @@ from django.utils import timezone
 
 from clips.models import Clip
 
-from . import portable
+from . import statements
 from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
 
 # A clip with one of these labels is settled: its voters can no longer change their answers.
@@ -89,67 +86,6 @@ class Offer:
         return cls(assignment_id=row[0], expires_at=row[1], clip=ClipView(*row[2:10]))
 
 
-class Statement:
-    """A hot-path statement that PostgreSQL plans once per connection (PREPARE, then EXECUTE).
-
-    Planning the claim's CTEs costs PostgreSQL about twice as much as running them, and the ORM
-    would spend longer still building them. Written with ``%(name)s`` placeholders. Prepared
-    statements live as long as the database session, whatever happens to transactions; a new
-    connection prepares again. (A pooler in transaction mode would need them turned off.)
-
-    On another database (the embedded SQLite default) ``portable``, a function of the params in
-    portable.py, does the same with the ORM and returns the same rows.
-    """
-
-    _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def __init__(self, name: str, sql: str, portable: Callable[[dict], list[tuple]]):
-        self.name = name
-        self.portable = portable
-        self.params: list[str] = []
-
-        def number(match: re.Match) -> str:
-            if match.group(1) not in self.params:
-                self.params.append(match.group(1))
-            return f"${self.params.index(match.group(1)) + 1}"
-
-        self.body = re.sub(r"%\((\w+)\)s", number, sql)
-        self.call = f"EXECUTE {name}({', '.join(['%s'] * len(self.params))})"
-
-    def execute(self, cursor, params: dict) -> None:
-        """Run the statement on a Django cursor, preparing it first on a new connection."""
-        done = self._prepared.setdefault(cursor.db.connection, set())
-        if self.name not in done:
-            cursor.execute(f"PREPARE {self.name} AS {self.body}")
-            done.add(self.name)
-        cursor.execute(self.call, [params[name] for name in self.params])
-
-    def rows(self, params: dict) -> list[tuple]:
-        """Run the statement on the default connection and return its rows (maybe none)."""
-        if connection.vendor != "postgresql":
-            return self.portable(params)
-        with connection.cursor() as cursor:
-            self.execute(cursor, params)
-            return cursor.fetchall() if cursor.description else []
-
-
-# An offer's columns come in Offer.from_row's order (as in the claims in services.py).
-_OPEN = Statement(
-    "lsf_assignment_open",
-    """
-SELECT a.id, a.expires_at,
-       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height,
-       a.expires_at > now(), a.ahead
-FROM annotations_assignment AS a
-JOIN annotations_task AS t ON t.id = a.task_id
-JOIN clips_clip AS c ON c.id = t.clip_id
-WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
-ORDER BY a.ahead, a.id
-""",
-    portable.open_leases,
-)
-
-
 @dataclass(frozen=True)
 class OpenLease:
     """One of a user's open assignments: the offer, whether it is live, whether it is ahead."""
@@ -165,22 +101,8 @@ def assignments_open(*, campaign_id: int, user: AbstractBaseUser) -> list[OpenLe
     There are at most two: the current clip and one ahead (unique constraint
     ``assignment_one_active``).
     """
-    rows = _OPEN.rows({"campaign": campaign_id, "user": user.pk})
+    rows = statements.OPEN_LEASES.rows({"campaign": campaign_id, "user": user.pk})
     return [OpenLease(Offer.from_row(row), row[10], row[11]) for row in rows]
-
-
-_OWN_FIELDS = ["id", "campaign_id", "task_id", "annotator_id", "state", "holds_slot"]
-_OWN_SQL = """
-SELECT a.id, a.campaign_id, a.task_id, a.annotator_id, a.state, a.holds_slot
-FROM annotations_assignment AS a
-WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s
-  AND EXISTS (SELECT 1 FROM annotations_membership AS m
-              WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
-"""
-_OWN = Statement("lsf_assignment_own", _OWN_SQL, portable.own_assignment)
-_OWN_LOCKED = Statement(
-    "lsf_assignment_own_locked", _OWN_SQL + " FOR UPDATE OF a", portable.own_assignment
-)
 
 
 def assignment_of_user(
@@ -194,12 +116,13 @@ def assignment_of_user(
     """
     if not -(2**63) <= assignment_id < 2**63:
         return None
-    rows = (_OWN_LOCKED if lock else _OWN).rows({"assignment": assignment_id, "user": user.pk})
+    statement = statements.OWN_ASSIGNMENT_LOCKED if lock else statements.OWN_ASSIGNMENT
+    rows = statement.rows({"assignment": assignment_id, "user": user.pk})
     if not rows:
         return None
     row = rows[0]
     # from_db takes the loaded values in the model's field order.
-    values = dict(zip(_OWN_FIELDS, row, strict=True))
+    values = dict(zip(statements.OWN_ASSIGNMENT_FIELDS, row, strict=True))
     names = [f.attname for f in Assignment._meta.concrete_fields if f.attname in values]
     return Assignment.from_db(connection.alias, names, [values[name] for name in names])
 

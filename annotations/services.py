@@ -21,10 +21,20 @@ from rest_framework.authtoken.models import Token
 from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound
 
-from . import portable, selectors
+from . import selectors
 from .consensus import consensus_enqueue
 from .models import Assignment, Campaign, Membership, Role, Task, Vote
-from .selectors import Offer, Statement
+from .selectors import Offer
+from .statements import (
+    ANSWERED,
+    CLAIM_GOLD,
+    CLAIM_ONE,
+    CLAIM_SKIP_LOCKED,
+    COUNT_SERVED,
+    EXPIRE_LEASES,
+    LOCKED_CANDIDATES,
+    Statement,
+)
 
 
 @transaction.atomic
@@ -124,129 +134,6 @@ def annotators_create(
 # Assignment: handing clips to annotators
 
 
-# Frees the slots of leases that ran out. It never waits: a lease being answered or skipped right
-# now is left to that request (which sees it still active and gives its slot back itself), and a
-# lease whose task another request holds is left to a later claim. A lease changes state once, so
-# no slot is freed twice.
-_EXPIRE = Statement(
-    "lsf_leases_expire",
-    """
-WITH due AS (
-    SELECT id, task_id, holds_slot FROM annotations_assignment
-    WHERE campaign_id = %(campaign)s AND state = 'active' AND expires_at <= now()
-    FOR UPDATE SKIP LOCKED
-), tasks AS (
-    SELECT id FROM annotations_task WHERE id IN (SELECT task_id FROM due)
-    FOR UPDATE SKIP LOCKED
-), expired AS (
-    UPDATE annotations_assignment AS a SET state = 'expired', closed_at = now()
-    FROM due WHERE a.id = due.id AND due.task_id IN (SELECT id FROM tasks)
-    RETURNING a.task_id, a.holds_slot
-), freed AS (
-    SELECT task_id, count(*) AS n FROM expired WHERE holds_slot GROUP BY task_id
-)
-UPDATE annotations_task AS t SET lease_count = t.lease_count - freed.n
-FROM freed WHERE t.id = freed.task_id
-""",
-    portable.expire_leases,
-)
-
-# The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
-# PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
-# answered), fullest first.
-_OPEN_TASKS = """
-    FROM annotations_task AS t
-    JOIN clips_clip AS c ON c.id = t.clip_id
-    WHERE t.campaign_id = %(campaign)s
-      AND NOT t.is_gold AND t.status = 'collecting'
-      AND t.vote_count < (t.votes_needed - t.lease_count)
-      AND c.status = 'ready'
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
-      {only}
-    ORDER BY t.vote_count DESC, t.id
-"""
-
-# The claim, one statement that locks one task row and nothing else. `pick` takes the first
-# open task no one else holds. The slot test `vote_count < votes_needed - lease_count` is on that
-# row, so when another claim or answer changed it meanwhile, PostgreSQL re-checks the test on
-# the new version after taking the lock: two claims can never both take a task's last slot.
-# `held` takes the slot, `made` records the lease, and the select returns what the user sees.
-_CLAIM_SQL = """
-WITH pick AS (
-    SELECT t.id, t.clip_id {open_tasks}
-    LIMIT 1
-    FOR UPDATE OF t {lock}
-), held AS (
-    UPDATE annotations_task AS t SET lease_count = t.lease_count + 1
-    FROM pick WHERE t.id = pick.id
-    RETURNING t.id, t.clip_id
-), made AS (
-    INSERT INTO annotations_assignment
-        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
-    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, %(ahead)s, now(),
-           now() + make_interval(secs => %(lease)s)
-    FROM held
-    RETURNING id, expires_at, task_id
-)
-SELECT made.id, made.expires_at,
-       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
-FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = held.clip_id
-"""
-# First try: skip the rows other requests hold (claims never queue behind each other).
-_CLAIM_SKIP_LOCKED = Statement(
-    "lsf_claim",
-    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED"),
-    portable.claim,
-)
-# When that finds nothing, the open tasks that were locked may still have slots once their
-# holders commit; "nothing left" must never be answered while clips remain. They are tried one
-# at a time, waiting for each row's lock while holding no other lock, so that no two claims can
-# wait for each other.
-_LOCKED_CANDIDATES = Statement(
-    "lsf_claim_candidates",
-    "SELECT t.id " + _OPEN_TASKS.format(only="") + " LIMIT 20",
-    portable.locked_candidates,
-)
-_CLAIM_ONE = Statement(
-    "lsf_claim_one",
-    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"), lock=""),
-    portable.claim,
-)
-
-# A gold clip has no slots to count: every annotator gets each gold clip once, so nothing is
-# locked; the unique (task, annotator) constraint still refuses a second lease on it.
-_CLAIM_GOLD = Statement(
-    "lsf_claim_gold",
-    """
-WITH pick AS (
-    SELECT t.id, t.clip_id
-    FROM annotations_task AS t
-    JOIN clips_clip AS c ON c.id = t.clip_id
-    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND c.status = 'ready'
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
-    ORDER BY t.id
-    LIMIT 1
-), made AS (
-    INSERT INTO annotations_assignment
-        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
-    SELECT %(campaign)s, pick.id, %(user)s, 'active', FALSE, %(ahead)s, now(),
-           now() + make_interval(secs => %(lease)s)
-    FROM pick
-    RETURNING id, expires_at, task_id
-)
-SELECT made.id, made.expires_at,
-       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
-FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
-""",
-    portable.claim_gold,
-)
-
 _CLAIM_ATTEMPTS = 5
 DEADLOCK_DETECTED = "40P01"
 # A claim sweeps its campaign's expired leases at most this often per process (and always
@@ -254,23 +141,11 @@ DEADLOCK_DETECTED = "40P01"
 _SWEEP_EVERY_S = 1.0
 _last_sweep: dict[int, float] = {}
 
-# Never waits: the consensus worker holds member rows while it closes gold batches, and a
-# missed count only nudges the next gold draw.
-_COUNT_SERVED = Statement(
-    "lsf_count_served",
-    """
-UPDATE annotations_membership SET served = served + 1, gold_served = gold_served + %(gold)s
-WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
-            FOR UPDATE SKIP LOCKED)
-""",
-    portable.count_served,
-)
-
 
 def leases_expire(*, campaign_id: int) -> None:
     """Mark the campaign's leases past their time as expired and give their slots back."""
     _last_sweep[campaign_id] = time.monotonic()
-    _EXPIRE.rows({"campaign": campaign_id})
+    EXPIRE_LEASES.rows({"campaign": campaign_id})
 
 
 def _execute(statement: Statement, params: dict) -> tuple | None:
@@ -299,15 +174,13 @@ def _claim(
 
 
 def _claim_task(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> Offer | None:
-    offer = _claim(campaign=campaign, user=user, statement=_CLAIM_SKIP_LOCKED, ahead=ahead)
+    offer = _claim(campaign=campaign, user=user, statement=CLAIM_SKIP_LOCKED, ahead=ahead)
     if offer is not None:
         return offer
-    rows = _LOCKED_CANDIDATES.rows({"campaign": campaign.pk, "user": user.pk})
+    rows = LOCKED_CANDIDATES.rows({"campaign": campaign.pk, "user": user.pk})
     candidates = [row[0] for row in rows]
     for task_id in candidates:
-        offer = _claim(
-            campaign=campaign, user=user, statement=_CLAIM_ONE, ahead=ahead, task=task_id
-        )
+        offer = _claim(campaign=campaign, user=user, statement=CLAIM_ONE, ahead=ahead, task=task_id)
         if offer is not None:
             return offer
     return None
@@ -386,7 +259,7 @@ def _assignment_take(
         if offer is None:
             return None, leases
         # Kept apart from the claim so that a claim never holds two rows.
-        _COUNT_SERVED.rows({"membership": membership.pk, "gold": int(is_gold)})
+        COUNT_SERVED.rows({"membership": membership.pk, "gold": int(is_gold)})
         # The clip ahead, claimed next in this request, draws on the counts as they are now.
         membership.served += 1
         membership.gold_served += int(is_gold)
@@ -403,7 +276,7 @@ def _claim_new(
         leases_expire(campaign_id=campaign.pk)
     # Gold is mixed into real work; with none left unseen, the stream goes on without.
     if gold:
-        offer = _claim(campaign=campaign, user=user, statement=_CLAIM_GOLD, ahead=ahead)
+        offer = _claim(campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead)
         if offer is not None:
             return offer, True
     offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
@@ -436,21 +309,6 @@ def _lease_close(*, assignment_id: int, state: str) -> Assignment | None:
 
 # --------------------------------------------------------------------------------------------
 # Answers, corrections and skips
-
-
-_ANSWERED = Statement(
-    "lsf_answered",
-    """
-WITH closed AS (
-    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
-    WHERE id = %(assignment)s
-)
-UPDATE annotations_task
-SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
-WHERE id = %(task)s
-""",
-    portable.answered,
-)
 
 
 @dataclass(frozen=True)
@@ -488,7 +346,7 @@ def assignment_answer(
             freed = int(assignment.state == Assignment.State.ACTIVE and assignment.holds_slot)
             # The vote and its count change together: a claim never sees a vote without its
             # slot or a slot freed before the vote counts (see ASSIGNMENT.md).
-            _ANSWERED.rows(
+            ANSWERED.rows(
                 {"assignment": assignment.pk, "task": assignment.task_id, "freed": freed,
                  "at": vote.created_at},
             )  # fmt: skip

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, migration check and the whole pytest suite on PostgreSQL + Redis.
+# `make test`: lint, migration check and the whole pytest suite on PostgreSQL + Redis, then the
+# assignment, trust and review tests again on SQLite (the embedded default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
@@ -13,6 +14,17 @@ export CELERY_TASK_ALWAYS_EAGER=1
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
+if [ $# -eq 0 ]; then
+    # The same API, assignment, trust and review tests on the embedded default (SQLite, eager
+    # tasks, no broker): both versions of every hot-path statement (annotations/statements.py)
+    # are run. Tests marked `postgres` or `worker` skip themselves there.
+    env -u DATABASE_URL -u CELERY_BROKER_URL .venv/bin/python -m pytest \
+        tests/annotations/test_api_annotate.py tests/annotations/test_ahead.py \
+        tests/annotations/test_assignment_consensus.py tests/annotations/test_trust.py \
+        tests/annotations/test_review.py
+    sqlite_status=$?
+    [ $status -ne 0 ] || status=$sqlite_status
+fi
 set -e
 rm -rf "$LSF_DATA_DIR"
 exit $status

@@ -35,6 +35,21 @@ def environment_without_app_settings() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests that need PostgreSQL when the suite runs on SQLite (the embedded default).
+
+    A worker process cannot see the in-memory test database, so ``worker`` tests need it too.
+    """
+    from django.conf import settings
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL; this run is on SQLite")
+    for item in items:
+        if item.get_closest_marker("postgres") or item.get_closest_marker("worker"):
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def campaign(db):
     return CampaignFactory(name="Scenes of daily life")

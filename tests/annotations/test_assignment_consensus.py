@@ -14,6 +14,7 @@ from tests.conftest import wait_for
 from tests.factories import CampaignFactory, TaskFactory, UserFactory
 
 pytestmark = [
+    pytest.mark.postgres,
     pytest.mark.worker,
     pytest.mark.usefixtures("celery_worker", "fast_password_hasher"),
 ]

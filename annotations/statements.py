@@ -1,0 +1,483 @@
+"""The hot-path statements, each written twice side by side: SQL for PostgreSQL, ORM elsewhere.
+
+On PostgreSQL the claim, the answer's counters, lease expiry and the lease reads run as prepared
+statements, most of them CTEs that write (see ASSIGNMENT.md), and the consensus is written in one
+bulk UPDATE. The embedded default (SQLite) has neither PREPARE nor CTEs that write, so each
+statement here carries its portable twin: a function of the same parameters that does the same
+with the ORM and returns the same rows (columns in the statement's order). SQLite lets one
+writer at a time, so the twins need no row locks; each writes in one transaction.
+
+Keep each pair together: a change to one is a change to the other. The tests of the assignment,
+answer, trust and review paths run on both databases (``make test``), so both twins are run.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Assignment, Membership, Task, Vote
+
+
+class Statement:
+    """A hot-path statement that PostgreSQL plans once per connection (PREPARE, then EXECUTE).
+
+    Planning the claim's CTEs costs PostgreSQL about twice as much as running them, and the ORM
+    would spend longer still building them. Written with ``%(name)s`` placeholders. Prepared
+    statements live as long as the database session, whatever happens to transactions; a new
+    connection prepares again. (A pooler in transaction mode would need them turned off.)
+
+    On another database (the embedded SQLite default) ``portable``, the twin defined next to
+    the statement, does the same with the ORM and returns the same rows.
+    """
+
+    _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, name: str, sql: str, portable: Callable[[dict], list[tuple]]):
+        self.name = name
+        self.portable = portable
+        self.params: list[str] = []
+
+        def number(match: re.Match) -> str:
+            if match.group(1) not in self.params:
+                self.params.append(match.group(1))
+            return f"${self.params.index(match.group(1)) + 1}"
+
+        self.body = re.sub(r"%\((\w+)\)s", number, sql)
+        self.call = f"EXECUTE {name}({', '.join(['%s'] * len(self.params))})"
+
+    def execute(self, cursor, params: dict) -> None:
+        """Run the statement on a Django cursor, preparing it first on a new connection."""
+        done = self._prepared.setdefault(cursor.db.connection, set())
+        if self.name not in done:
+            cursor.execute(f"PREPARE {self.name} AS {self.body}")
+            done.add(self.name)
+        cursor.execute(self.call, [params[name] for name in self.params])
+
+    def rows(self, params: dict) -> list[tuple]:
+        """Run the statement on the default connection and return its rows (maybe none)."""
+        if connection.vendor != "postgresql":
+            return self.portable(params)
+        with connection.cursor() as cursor:
+            self.execute(cursor, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def _offer_row(assignment: Assignment, clip) -> tuple:
+    """An offer's columns, as in selectors.Offer.from_row."""
+    return (
+        assignment.pk, assignment.expires_at, clip.pk, clip.video.name, clip.poster.name,
+        clip.duration_s, clip.fps, clip.frame_count, clip.width, clip.height,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Reads: the user's open leases, the user's own assignment
+
+
+def _open_leases(params: dict) -> list[tuple]:
+    now = timezone.now()
+    leases = (
+        Assignment.objects.filter(
+            campaign_id=params["campaign"], annotator_id=params["user"], state="active"
+        )
+        .select_related("task__clip")
+        .order_by("ahead", "id")
+    )
+    return [(*_offer_row(a, a.task.clip), a.expires_at > now, a.ahead) for a in leases]
+
+
+# The user's open leases: the offer (in Offer.from_row's order), then ``live, ahead``.
+OPEN_LEASES = Statement(
+    "lsf_assignment_open",
+    """
+SELECT a.id, a.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height,
+       a.expires_at > now(), a.ahead
+FROM annotations_assignment AS a
+JOIN annotations_task AS t ON t.id = a.task_id
+JOIN clips_clip AS c ON c.id = t.clip_id
+WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
+ORDER BY a.ahead, a.id
+""",
+    _open_leases,
+)
+
+OWN_ASSIGNMENT_FIELDS = ["id", "campaign_id", "task_id", "annotator_id", "state", "holds_slot"]
+
+
+def _own_assignment(params: dict) -> list[tuple]:
+    return list(
+        Assignment.objects.filter(
+            pk=params["assignment"],
+            annotator_id=params["user"],
+            campaign__memberships__user_id=params["user"],
+        ).values_list(*OWN_ASSIGNMENT_FIELDS)
+    )
+
+
+# The user's assignment, in a campaign the user belongs to (OWN_ASSIGNMENT_FIELDS).
+_OWN_SQL = """
+SELECT a.id, a.campaign_id, a.task_id, a.annotator_id, a.state, a.holds_slot
+FROM annotations_assignment AS a
+WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s
+  AND EXISTS (SELECT 1 FROM annotations_membership AS m
+              WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
+"""
+OWN_ASSIGNMENT = Statement("lsf_assignment_own", _OWN_SQL, _own_assignment)
+OWN_ASSIGNMENT_LOCKED = Statement(
+    "lsf_assignment_own_locked", _OWN_SQL + " FOR UPDATE OF a", _own_assignment
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Lease expiry
+
+
+def _expire_leases(params: dict) -> list[tuple]:
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Assignment.objects.filter(
+                campaign_id=params["campaign"], state="active", expires_at__lte=now
+            ).values_list("pk", "task_id", "holds_slot")
+        )
+        Assignment.objects.filter(pk__in=[pk for pk, *_ in due]).update(
+            state="expired", closed_at=now
+        )
+        for task_id, n in Counter(task for _, task, slot in due if slot).items():
+            Task.objects.filter(pk=task_id).update(lease_count=F("lease_count") - n)
+    return []
+
+
+# Frees the slots of leases that ran out. It never waits: a lease being answered or skipped right
+# now is left to that request (which sees it still active and gives its slot back itself), and a
+# lease whose task another request holds is left to a later claim. A lease changes state once, so
+# no slot is freed twice.
+EXPIRE_LEASES = Statement(
+    "lsf_leases_expire",
+    """
+WITH due AS (
+    SELECT id, task_id, holds_slot FROM annotations_assignment
+    WHERE campaign_id = %(campaign)s AND state = 'active' AND expires_at <= now()
+    FOR UPDATE SKIP LOCKED
+), tasks AS (
+    SELECT id FROM annotations_task WHERE id IN (SELECT task_id FROM due)
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE annotations_assignment AS a SET state = 'expired', closed_at = now()
+    FROM due WHERE a.id = due.id AND due.task_id IN (SELECT id FROM tasks)
+    RETURNING a.task_id, a.holds_slot
+), freed AS (
+    SELECT task_id, count(*) AS n FROM expired WHERE holds_slot GROUP BY task_id
+)
+UPDATE annotations_task AS t SET lease_count = t.lease_count - freed.n
+FROM freed WHERE t.id = freed.task_id
+""",
+    _expire_leases,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims
+
+
+def _claim(params: dict, *, gold: bool) -> list[tuple]:
+    """The claims' twin: the first open task (or gold clip) for the user, or the one named."""
+    user = params["user"]
+    seen = Assignment.objects.filter(annotator_id=user).values("task_id")
+    voted = Vote.objects.filter(annotator_id=user).values("task_id")
+    tasks = Task.objects.filter(campaign_id=params["campaign"], clip__status="ready").exclude(
+        pk__in=seen
+    )
+    tasks = tasks.exclude(pk__in=voted).select_related("clip")
+    if gold:
+        tasks = tasks.filter(is_gold=True).order_by("id")
+    else:
+        tasks = tasks.filter(
+            is_gold=False, status="collecting", vote_count__lt=F("votes_needed") - F("lease_count")
+        ).order_by("-vote_count", "id")
+    if "task" in params:
+        tasks = tasks.filter(pk=params["task"])
+    with transaction.atomic():
+        task = tasks.first()
+        if task is None:
+            return []
+        if not gold:
+            Task.objects.filter(pk=task.pk).update(lease_count=F("lease_count") + 1)
+        assignment = Assignment.objects.create(
+            campaign_id=params["campaign"], task=task, annotator_id=user, state="active",
+            holds_slot=not gold, ahead=params["ahead"],
+            expires_at=timezone.now() + timedelta(seconds=params["lease"]),
+        )  # fmt: skip
+    return [_offer_row(assignment, task.clip)]
+
+
+def _claim_task(params: dict) -> list[tuple]:
+    return _claim(params, gold=False)
+
+
+def _claim_gold(params: dict) -> list[tuple]:
+    return _claim(params, gold=True)
+
+
+def _no_locked_candidates(params: dict) -> list[tuple]:
+    # With one writer at a time, the first claim saw every open task: none was locked.
+    return []
+
+
+# The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
+# PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
+# answered), fullest first.
+_OPEN_TASKS = """
+    FROM annotations_task AS t
+    JOIN clips_clip AS c ON c.id = t.clip_id
+    WHERE t.campaign_id = %(campaign)s
+      AND NOT t.is_gold AND t.status = 'collecting'
+      AND t.vote_count < (t.votes_needed - t.lease_count)
+      AND c.status = 'ready'
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+      {only}
+    ORDER BY t.vote_count DESC, t.id
+"""
+
+# The claim, one statement that locks one task row and nothing else. `pick` takes the first
+# open task no one else holds. The slot test `vote_count < votes_needed - lease_count` is on that
+# row, so when another claim or answer changed it meanwhile, PostgreSQL re-checks the test on
+# the new version after taking the lock: two claims can never both take a task's last slot.
+# `held` takes the slot, `made` records the lease, and the select returns what the user sees.
+_CLAIM_SQL = """
+WITH pick AS (
+    SELECT t.id, t.clip_id {open_tasks}
+    LIMIT 1
+    FOR UPDATE OF t {lock}
+), held AS (
+    UPDATE annotations_task AS t SET lease_count = t.lease_count + 1
+    FROM pick WHERE t.id = pick.id
+    RETURNING t.id, t.clip_id
+), made AS (
+    INSERT INTO annotations_assignment
+        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
+    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, %(ahead)s, now(),
+           now() + make_interval(secs => %(lease)s)
+    FROM held
+    RETURNING id, expires_at, task_id
+)
+SELECT made.id, made.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
+FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = held.clip_id
+"""
+# First try: skip the rows other requests hold (claims never queue behind each other).
+CLAIM_SKIP_LOCKED = Statement(
+    "lsf_claim",
+    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED"),
+    _claim_task,
+)
+# When that finds nothing, the open tasks that were locked may still have slots once their
+# holders commit; "nothing left" must never be answered while clips remain. They are tried one
+# at a time, waiting for each row's lock while holding no other lock, so that no two claims can
+# wait for each other.
+LOCKED_CANDIDATES = Statement(
+    "lsf_claim_candidates",
+    "SELECT t.id " + _OPEN_TASKS.format(only="") + " LIMIT 20",
+    _no_locked_candidates,
+)
+CLAIM_ONE = Statement(
+    "lsf_claim_one",
+    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"), lock=""),
+    _claim_task,
+)
+
+# A gold clip has no slots to count: every annotator gets each gold clip once, so nothing is
+# locked; the unique (task, annotator) constraint still refuses a second lease on it.
+CLAIM_GOLD = Statement(
+    "lsf_claim_gold",
+    """
+WITH pick AS (
+    SELECT t.id, t.clip_id
+    FROM annotations_task AS t
+    JOIN clips_clip AS c ON c.id = t.clip_id
+    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND c.status = 'ready'
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+    ORDER BY t.id
+    LIMIT 1
+), made AS (
+    INSERT INTO annotations_assignment
+        (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
+    SELECT %(campaign)s, pick.id, %(user)s, 'active', FALSE, %(ahead)s, now(),
+           now() + make_interval(secs => %(lease)s)
+    FROM pick
+    RETURNING id, expires_at, task_id
+)
+SELECT made.id, made.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
+FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
+""",
+    _claim_gold,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Counters
+
+
+def _count_served(params: dict) -> list[tuple]:
+    Membership.objects.filter(pk=params["membership"]).update(
+        served=F("served") + 1, gold_served=F("gold_served") + params["gold"]
+    )
+    return []
+
+
+# Count a clip handed to a member. Never waits: the consensus worker holds member rows while it
+# closes gold batches, and a missed count only nudges the next gold draw.
+COUNT_SERVED = Statement(
+    "lsf_count_served",
+    """
+UPDATE annotations_membership SET served = served + 1, gold_served = gold_served + %(gold)s
+WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
+            FOR UPDATE SKIP LOCKED)
+""",
+    _count_served,
+)
+
+
+def _answered(params: dict) -> list[tuple]:
+    Assignment.objects.filter(pk=params["assignment"]).update(
+        state="answered", closed_at=params["at"]
+    )
+    Task.objects.filter(pk=params["task"]).update(
+        vote_count=F("vote_count") + 1, lease_count=F("lease_count") - params["freed"]
+    )
+    return []
+
+
+# Close the answered lease and count the vote (in the caller's transaction).
+ANSWERED = Statement(
+    "lsf_answered",
+    """
+WITH closed AS (
+    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
+    WHERE id = %(assignment)s
+)
+UPDATE annotations_task
+SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
+WHERE id = %(task)s
+""",
+    _answered,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The consensus write
+
+CONSENSUS_COLUMNS = (
+    "id", "counts", "vote_count", "status", "label", "agreement", "votes_needed", "ds_label",
+    "ds_confidence", "vote_seq",
+)  # fmt: skip
+_TYPES = (
+    "bigint", "jsonb", "int", "text", "int", "double precision", "int", "int",
+    "double precision", "bigint",
+)  # fmt: skip
+# Fewer rows than this go in one UPDATE ... FROM (VALUES ...); more are COPYed to a temp table.
+_COPY_FROM = 2000
+
+# Both versions write a row only while the task's ``vote_seq`` is the one its votes were read at,
+# and only when something differs (or the task is marked stale).
+_CONSENSUS_UPDATE = """
+UPDATE annotations_task t
+SET counts = r.counts, vote_count = r.vote_count,
+    -- A reviewer's decision taken while the votes were read still holds.
+    status = CASE WHEN t.review_locked THEN t.status ELSE r.status END,
+    label = CASE WHEN t.review_locked THEN t.label ELSE r.label END,
+    agreement = r.agreement, votes_needed = r.votes_needed,
+    ds_label = r.ds_label, ds_confidence = r.ds_confidence,
+    consensus_stale = false, updated_at = now()
+FROM {source}
+WHERE t.id = r.id AND t.vote_seq = r.vote_seq
+  AND (t.counts IS DISTINCT FROM r.counts OR t.status IS DISTINCT FROM r.status
+       OR t.label IS DISTINCT FROM r.label OR t.votes_needed <> r.votes_needed
+       OR t.vote_count <> r.vote_count OR t.agreement <> r.agreement
+       OR t.ds_label IS DISTINCT FROM r.ds_label
+       OR t.ds_confidence IS DISTINCT FROM r.ds_confidence
+       OR t.consensus_stale)
+"""
+
+# The twin, one row at a time (SQLite: ``IS NOT`` is its IS DISTINCT FROM; json() compares the
+# counts whatever their spacing).
+_CONSENSUS_UPDATE_ROW = """
+UPDATE annotations_task
+SET counts = %(counts)s, vote_count = %(vote_count)s,
+    status = CASE WHEN review_locked THEN status ELSE %(status)s END,
+    label = CASE WHEN review_locked THEN label ELSE %(label)s END,
+    agreement = %(agreement)s, votes_needed = %(votes_needed)s,
+    ds_label = %(ds_label)s, ds_confidence = %(ds_confidence)s,
+    consensus_stale = 0, updated_at = %(now)s
+WHERE id = %(id)s AND vote_seq = %(vote_seq)s
+  AND (json(counts) IS NOT json(%(counts)s) OR status IS NOT %(status)s
+       OR label IS NOT %(label)s OR votes_needed <> %(votes_needed)s
+       OR vote_count <> %(vote_count)s OR agreement <> %(agreement)s
+       OR ds_label IS NOT %(ds_label)s OR ds_confidence IS NOT %(ds_confidence)s
+       OR consensus_stale)
+"""
+
+
+def consensus_write(rows: list[tuple]) -> int:
+    """Write consensus rows (``CONSENSUS_COLUMNS``); return how many tasks changed.
+
+    A row is written only while the task's ``vote_seq`` is the one its votes were read at: a
+    vote committed since (or still storing: the UPDATE waits for its row lock) leaves the row to
+    that vote's own consensus message. A row equal to the task's consensus is not touched.
+    """
+    if not rows:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            now = timezone.now()
+            changed = 0
+            for row in rows:
+                cursor.execute(
+                    _CONSENSUS_UPDATE_ROW,
+                    {**dict(zip(CONSENSUS_COLUMNS, row, strict=True)), "now": now},
+                )
+                changed += cursor.rowcount
+            return changed
+        if len(rows) < _COPY_FROM:
+            from psycopg2.extras import execute_values
+
+            template = "(" + ", ".join(f"%s::{t}" for t in _TYPES) + ")"
+            source = f"(VALUES %s) AS r ({', '.join(CONSENSUS_COLUMNS)})"
+            execute_values(
+                cursor.cursor,
+                _CONSENSUS_UPDATE.format(source=source),
+                rows,
+                template,
+                page_size=len(rows),
+            )
+            return cursor.rowcount
+        # Within an outer transaction (a test, a caller's atomic block) ON COMMIT has not run.
+        cursor.execute("DROP TABLE IF EXISTS consensus_rows")
+        columns = ", ".join(f"{c} {t}" for c, t in zip(CONSENSUS_COLUMNS, _TYPES, strict=True))
+        cursor.execute(f"CREATE TEMP TABLE consensus_rows ({columns}) ON COMMIT DROP")
+        buffer = io.StringIO()
+        for row in rows:
+            buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
+        buffer.seek(0)
+        cursor.copy_expert(
+            f"COPY consensus_rows ({', '.join(CONSENSUS_COLUMNS)}) FROM STDIN", buffer
+        )
+        cursor.execute(_CONSENSUS_UPDATE.format(source="consensus_rows r"))
+        return cursor.rowcount
