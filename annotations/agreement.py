@@ -11,6 +11,7 @@ only Python loops are over classes, groups or EM iterations, never over votes or
 See ``AGGREGATION.md`` next to this file for the reasoning behind the rules.
 """
 
+import enum
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,19 +22,14 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "ADJUDICATED",
-    "BATCH_ACCEPT",
-    "BATCH_IMPROPER",
-    "BATCH_UNACCEPTABLE",
-    "CLASS_KEYS",
     "COLLECTING",
     "DISCARDED",
     "DISPUTED",
-    "N_ANSWERS",
-    "N_CLASSES",
-    "PASS",
     "STATUS_KEYS",
     "TRUSTED",
     "DSResult",
+    "Status",
+    "Verdict",
     "alpha_by_group",
     "dawid_skene",
     "decide",
@@ -44,24 +40,39 @@ __all__ = [
     "score_batch",
 ]
 
-# Answer layout (mirrors labelstudio_ferv.expressions, which cannot be imported without Django).
-N_CLASSES = 7
-PASS = 7
-N_ANSWERS = 8
-CLASS_KEYS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# Answers are columns: the classes, then PASS last (the app's layout is
+# labelstudio_ferv.expressions.Answer, passed in as the columns of the count tables).
 
-# Clip statuses returned by ``decide`` (ADJUDICATED is only ever set by a reviewer).
-COLLECTING = 0
-TRUSTED = 1
-DISPUTED = 2
-DISCARDED = 3
-ADJUDICATED = 4
-STATUS_KEYS: tuple[str, ...] = ("collecting", "trusted", "disputed", "discarded", "adjudicated")
 
-# Verdicts of ``score_batch``.
-BATCH_ACCEPT = "accept"
-BATCH_IMPROPER = "improper"
-BATCH_UNACCEPTABLE = "unacceptable"
+class Status(enum.IntEnum):
+    """A clip's consensus status as a code; the model's ``ConsensusStatus`` stores its ``key``.
+
+    ``decide`` returns these codes; ADJUDICATED is only ever set by a reviewer.
+    """
+
+    COLLECTING = 0
+    TRUSTED = 1
+    DISPUTED = 2
+    DISCARDED = 3
+    ADJUDICATED = 4
+
+    @property
+    def key(self) -> str:
+        """Return the lowercase name stored in the database and shown in the API."""
+        return self.name.lower()
+
+
+COLLECTING, TRUSTED, DISPUTED, DISCARDED, ADJUDICATED = Status
+STATUS_KEYS: tuple[str, ...] = tuple(s.key for s in Status)
+
+
+class Verdict(enum.StrEnum):
+    """The verdict of ``score_batch`` on a gold batch (the model's ``GoldBatch.Verdict``)."""
+
+    ACCEPT = "accept"
+    IMPROPER = "improper"
+    UNACCEPTABLE = "unacceptable"
+
 
 # Slack for comparing a share with a threshold, so that 2 of 3 votes meet a 2/3 threshold (and
 # 8 of 10 gold answers meet 0.8) whatever the rounding of either side. It is far smaller than
@@ -273,7 +284,8 @@ def decide(
 ) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
     """Apply the trust rule to every clip and return ``(status, label, agreement, votes_needed)``.
 
-    ``counts`` is clips x 8 valid-vote counts (column 7 = PASS); ``needed`` is the number of
+    ``counts`` is clips x answers valid-vote counts, the classes then PASS in the last column
+    (the app's 8 columns: 7 classes, PASS = 7); ``needed`` is the number of
     votes each clip currently asks for (one int for all clips, or one per clip) and
     ``max_votes`` the most votes any clip may get. For each clip, with ``total`` its votes and
     ``top`` the count of its leading answer:
@@ -294,8 +306,9 @@ def decide(
     ``max_votes < 1`` or ``min_agreement`` outside ``(0, 1]``.
     """
     table = _as_counts(counts)
-    if table.shape[1] != N_ANSWERS:
-        raise ValueError(f"counts must have {N_ANSWERS} columns (7 classes + PASS)")
+    if table.shape[1] < 2:
+        raise ValueError("counts must have at least 2 columns (the classes, then PASS)")
+    pass_answer = table.shape[1] - 1
     max_votes = operator.index(max_votes)
     if max_votes < 1:
         raise ValueError("max_votes must be at least 1")
@@ -319,8 +332,8 @@ def decide(
     at_cap = total >= max_votes
 
     status = np.full(n_clips, COLLECTING, dtype=np.int8)
-    status[accepted & (leader != PASS)] = TRUSTED
-    status[accepted & (leader == PASS)] = DISCARDED
+    status[accepted & (leader != pass_answer)] = TRUSTED
+    status[accepted & (leader == pass_answer)] = DISCARDED
     status[unresolved & at_cap] = DISPUTED
 
     label = np.where(status == TRUSTED, leader, -1).astype(np.int8)
@@ -333,7 +346,7 @@ def decide(
 # --------------------------------------------------------------------------------------------
 
 
-def score_batch(correct: int, total: int, accept: float = 0.8, improper: float = 0.4) -> str:
+def score_batch(correct: int, total: int, accept: float = 0.8, improper: float = 0.4) -> Verdict:
     """Return the verdict on a batch from its gold answers: "accept", "improper" or "unacceptable".
 
     The share ``correct / total`` of gold clips answered right gives "accept" at or above
@@ -348,13 +361,13 @@ def score_batch(correct: int, total: int, accept: float = 0.8, improper: float =
     if not 0.0 <= improper <= accept <= 1.0:
         raise ValueError("need 0 <= improper <= accept <= 1")
     if total == 0:
-        return BATCH_IMPROPER
+        return Verdict.IMPROPER
     share = correct / total + _SHARE_TOL
     if share >= accept:
-        return BATCH_ACCEPT
+        return Verdict.ACCEPT
     if share >= improper:
-        return BATCH_IMPROPER
-    return BATCH_UNACCEPTABLE
+        return Verdict.IMPROPER
+    return Verdict.UNACCEPTABLE
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,10 +78,12 @@ def _score(campaign: Campaign, annotator_id: int, number: int, chunk: list[tuple
         gold_total=len(gold),
         gold_correct=correct,
         verdict=verdict,
-        review=GoldBatch.Review.PENDING if verdict == "improper" else GoldBatch.Review.NONE,
+        review=GoldBatch.Review.PENDING
+        if verdict == GoldBatch.Verdict.IMPROPER
+        else GoldBatch.Review.NONE,
     )
     Vote.objects.filter(pk__in=[vote_id for vote_id, *_ in chunk]).update(batch=batch)
-    if verdict == "unacceptable":
+    if verdict == GoldBatch.Verdict.UNACCEPTABLE:
         logger.info("batch %s of annotator %s is unacceptable", batch.pk, annotator_id)
         _invalidate(batch, by=None)
     return batch

@@ -27,15 +27,6 @@ from .statements import consensus_write
 
 logger = logging.getLogger(__name__)
 
-# Status codes of agreement.decide and loading.STATUS_CODES, in order.
-_CODE_TO_STATUS = [
-    ConsensusStatus.COLLECTING,
-    ConsensusStatus.TRUSTED,
-    ConsensusStatus.DISPUTED,
-    ConsensusStatus.DISCARDED,
-    ConsensusStatus.ADJUDICATED,
-]
-
 
 def consensus_enqueue(*, task_id: int) -> None:
     """Have a task's consensus recomputed once the current transaction commits.
@@ -198,7 +189,7 @@ def _update_locked(task_ids: list[int]) -> None:
                 new = (old_status, old_label, old_needed)
             else:
                 new = (
-                    _CODE_TO_STATUS[int(status[j])].value,
+                    agreement.Status(int(status[j])).key,
                     int(label[j]) if label[j] >= 0 else None,
                     int(needed[j]),
                 )
@@ -339,7 +330,7 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
         data.task_id.tolist(),
         [json.dumps(c) for c in result.counts.tolist()],
         result.counts.sum(axis=1).tolist(),
-        [_CODE_TO_STATUS[s].value for s in result.status.tolist()],
+        [agreement.Status(s).key for s in result.status.tolist()],
         [None if x < 0 else x for x in result.label.tolist()],
         result.agreement.tolist(),
         result.votes_needed.tolist(),

@@ -13,7 +13,25 @@ from django.db import connection
 
 from labelstudio_ferv.expressions import N_ANSWERS
 
-STATUS_CODES = {"collecting": 0, "trusted": 1, "disputed": 2, "discarded": 3, "adjudicated": 4}
+from .agreement import Status
+
+# The status column as agreement.Status codes, in SQL.
+_STATUS_CODE_SQL = (
+    "CASE t.status " + " ".join(f"WHEN '{s.key}' THEN {int(s)}" for s in Status) + " END"
+)
+# The tasks of a campaign (the CASE comes from agreement.Status, never from input).
+_TASKS = f"""
+SELECT t.id, {_STATUS_CODE_SQL},
+       CASE WHEN t.is_gold THEN 1 ELSE 0 END,
+       COALESCE(t.gold_label, -1), COALESCE(t.label, -1), t.votes_needed,
+       c.scene_id, s.scenario_id, t.extra_votes,
+       CASE WHEN t.review_locked THEN 1 ELSE 0 END, t.vote_seq
+FROM annotations_task t
+JOIN clips_clip c ON c.id = t.clip_id
+JOIN clips_scene s ON s.id = c.scene_id
+WHERE t.campaign_id = %s
+ORDER BY t.id
+"""  # noqa: S608
 
 
 @dataclass
@@ -21,7 +39,7 @@ class CampaignArrays:
     """A campaign's tasks (one row each, sorted by id) and its valid votes (one row each)."""
 
     task_id: np.ndarray
-    status: np.ndarray  # STATUS_CODES
+    status: np.ndarray  # agreement.Status codes
     is_gold: np.ndarray
     gold_label: np.ndarray  # -1 when not gold
     label: np.ndarray  # -1 when none
@@ -65,20 +83,7 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
     past the value read here, so a recompute from these arrays leaves that task alone.
     """
     tasks = _fetch(
-        """
-        SELECT t.id,
-               CASE t.status WHEN 'collecting' THEN 0 WHEN 'trusted' THEN 1
-                    WHEN 'disputed' THEN 2 WHEN 'discarded' THEN 3 ELSE 4 END,
-               CASE WHEN t.is_gold THEN 1 ELSE 0 END,
-               COALESCE(t.gold_label, -1), COALESCE(t.label, -1), t.votes_needed,
-               c.scene_id, s.scenario_id, t.extra_votes,
-               CASE WHEN t.review_locked THEN 1 ELSE 0 END, t.vote_seq
-        FROM annotations_task t
-        JOIN clips_clip c ON c.id = t.clip_id
-        JOIN clips_scene s ON s.id = c.scene_id
-        WHERE t.campaign_id = %s
-        ORDER BY t.id
-        """,
+        _TASKS,
         [campaign_id],
         11,
     )

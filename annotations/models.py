@@ -10,6 +10,9 @@ from django.db.models import F, Q
 
 from labelstudio_ferv.expressions import Answer, Label
 
+from . import agreement
+from .agreement import Status
+
 
 class Campaign(models.Model):
     """A labelling job over a set of clips, with its rules."""
@@ -108,11 +111,14 @@ class Membership(models.Model):
 
 
 class ConsensusStatus(models.TextChoices):
-    COLLECTING = "collecting", "Collecting votes"
-    TRUSTED = "trusted", "Trusted"
-    DISPUTED = "disputed", "Disputed"
-    DISCARDED = "discarded", "Discarded"
-    ADJUDICATED = "adjudicated", "Adjudicated"
+    """A clip's consensus status, stored as the key of ``agreement.Status`` (its one definition;
+    the numerics work on its codes)."""
+
+    COLLECTING = Status.COLLECTING.key, "Collecting votes"
+    TRUSTED = Status.TRUSTED.key, "Trusted"
+    DISPUTED = Status.DISPUTED.key, "Disputed"
+    DISCARDED = Status.DISCARDED.key, "Discarded"
+    ADJUDICATED = Status.ADJUDICATED.key, "Adjudicated"
 
 
 def empty_counts() -> list[int]:
@@ -180,11 +186,13 @@ class Task(models.Model):
                 condition=Q(agreement__gte=0) & Q(agreement__lte=1), name="task_agreement_share"
             ),
             models.CheckConstraint(
-                condition=~Q(status__in=["trusted", "adjudicated"]) | Q(label__isnull=False),
+                condition=~Q(status__in=[ConsensusStatus.TRUSTED, ConsensusStatus.ADJUDICATED])
+                | Q(label__isnull=False),
                 name="task_final_has_label",
             ),
             models.CheckConstraint(
-                condition=Q(review_locked=False) | Q(status__in=["adjudicated", "discarded"]),
+                condition=Q(review_locked=False)
+                | Q(status__in=[ConsensusStatus.ADJUDICATED, ConsensusStatus.DISCARDED]),
                 name="task_lock_is_decision",
             ),
         ]
@@ -197,7 +205,7 @@ class Task(models.Model):
                 "campaign",
                 models.F("vote_count").desc(),
                 "id",
-                condition=Q(status="collecting", is_gold=False)
+                condition=Q(status=ConsensusStatus.COLLECTING, is_gold=False)
                 & Q(vote_count__lt=F("votes_needed") - F("lease_count")),
                 name="task_open",
             ),
@@ -208,7 +216,7 @@ class Task(models.Model):
             # The review queue: disputed clips, lowest agreement first (keyset pagination).
             models.Index(
                 fields=["campaign", "agreement", "id"],
-                condition=Q(status="disputed", is_gold=False),
+                condition=Q(status=ConsensusStatus.DISPUTED, is_gold=False),
                 name="task_review_queue",
             ),
         ]
@@ -319,9 +327,11 @@ class GoldBatch(models.Model):
     """A run of one annotator's answers, scored on the gold clips in it (see batches.py)."""
 
     class Verdict(models.TextChoices):
-        ACCEPT = "accept", "Accept"
-        IMPROPER = "improper", "Improper"
-        UNACCEPTABLE = "unacceptable", "Unacceptable"
+        """The verdict of ``agreement.score_batch`` (its one definition)."""
+
+        ACCEPT = agreement.Verdict.ACCEPT.value, "Accept"
+        IMPROPER = agreement.Verdict.IMPROPER.value, "Improper"
+        UNACCEPTABLE = agreement.Verdict.UNACCEPTABLE.value, "Unacceptable"
 
     class Review(models.TextChoices):
         NONE = "", "Not needed"
@@ -355,7 +365,8 @@ class GoldBatch(models.Model):
                 condition=Q(gold_correct__lte=F("gold_total")), name="batch_gold_correct"
             ),
             models.CheckConstraint(
-                condition=~Q(verdict="improper") | ~Q(review=""), name="batch_improper_reviewed"
+                condition=~Q(verdict=agreement.Verdict.IMPROPER.value) | ~Q(review=""),
+                name="batch_improper_reviewed",
             ),
         ]
         indexes = [

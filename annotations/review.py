@@ -416,7 +416,9 @@ def _apply(
         task.extra_votes = _more_votes_extra(task, campaign=campaign, n=extra_votes)
         task.status, task.label, task.review_locked = ConsensusStatus.COLLECTING, None, False
     else:  # reopen: back to what the votes alone say under the campaign's rules
-        reviewed = task.review_locked or task.extra_votes or task.status == "adjudicated"
+        reviewed = (
+            task.review_locked or task.extra_votes or task.status == ConsensusStatus.ADJUDICATED
+        )
         if not reviewed:
             raise Conflict("No reviewer decision holds on this clip.", code="nothing_to_reopen")
         task.status, task.label, task.review_locked = ConsensusStatus.COLLECTING, None, False

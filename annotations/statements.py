@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Assignment, Membership, Task, Vote
+from .models import Assignment, ConsensusStatus, Membership, Task, Vote
 
 
 class Statement:
@@ -203,7 +203,9 @@ def _claim(params: dict, *, gold: bool) -> list[tuple]:
         tasks = tasks.filter(is_gold=True).order_by("id")
     else:
         tasks = tasks.filter(
-            is_gold=False, status="collecting", vote_count__lt=F("votes_needed") - F("lease_count")
+            is_gold=False,
+            status=ConsensusStatus.COLLECTING,
+            vote_count__lt=F("votes_needed") - F("lease_count"),
         ).order_by("-vote_count", "id")
     if "task" in params:
         tasks = tasks.filter(pk=params["task"])

@@ -36,9 +36,6 @@ def _alpha(counts: np.ndarray) -> float | None:
         return None
 
 
-STATUS_KEYS = ("collecting", "trusted", "disputed", "discarded", "adjudicated")
-
-
 def alpha_per_group(data: CampaignArrays, counts: np.ndarray, key: np.ndarray) -> dict:
     """Return, per group id: alpha, the clips with two or more answers, and clips by status."""
     values = agreement.alpha_by_group(counts, key)
@@ -46,19 +43,20 @@ def alpha_per_group(data: CampaignArrays, counts: np.ndarray, key: np.ndarray) -
     width = int(key.max(initial=0)) + 1
     sizes = np.bincount(key[pairable], minlength=width)
     by_status = np.bincount(
-        key * len(STATUS_KEYS) + data.status, minlength=width * len(STATUS_KEYS)
-    ).reshape(width, len(STATUS_KEYS))
+        key * len(agreement.STATUS_KEYS) + data.status, minlength=width * len(agreement.STATUS_KEYS)
+    ).reshape(width, len(agreement.STATUS_KEYS))
     return {
         int(group): {
             "alpha": _finite(values.get(int(group), float("nan"))),
             "clips": int(sizes[group]),
-            "status": dict(zip(STATUS_KEYS, by_status[group].tolist(), strict=True)),
+            "status": dict(zip(agreement.STATUS_KEYS, by_status[group].tolist(), strict=True)),
         }
         for group in np.unique(key).tolist()
     }
 
 
-BATCH_KEYS = ("accept", "improper", "unacceptable", "rejected")
+# Batches by verdict, and those a reviewer rejected.
+BATCH_KEYS = (*GoldBatch.Verdict.values, GoldBatch.Review.REJECTED.value)
 
 
 def per_annotator(data: CampaignArrays, counts: np.ndarray, campaign_id: int) -> list[dict]:
@@ -103,7 +101,7 @@ def per_annotator(data: CampaignArrays, counts: np.ndarray, campaign_id: int) ->
         row = batches.setdefault(annotator_id, {v: 0 for v in BATCH_KEYS})
         row[verdict] += n
         if review == GoldBatch.Review.REJECTED:
-            row["rejected"] += n
+            row[GoldBatch.Review.REJECTED.value] += n
     rows = []
     for i, user_id in enumerate(users.tolist()):
         known = times[i][times[i] >= 0]

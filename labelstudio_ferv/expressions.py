@@ -28,21 +28,14 @@ class Answer(models.IntegerChoices):
         return self != Answer.PASS
 
 
-class Label(models.IntegerChoices):
-    """The answers that are labels: what a clip may finally be called."""
-
-    ANGRY = 0, "Angry"
-    DISGUST = 1, "Disgust"
-    FEAR = 2, "Fear"
-    HAPPY = 3, "Happy"
-    NEUTRAL = 4, "Neutral"
-    SAD = 5, "Sad"
-    SURPRISE = 6, "Surprise"
-
+# The answers that are labels: what a clip may finally be called (every answer but PASS).
+Label = models.IntegerChoices(
+    "Label", [(a.name, (a.value, a.label)) for a in Answer if a.is_label], module=__name__
+)
 
 PASS = int(Answer.PASS)
-N_CLASSES = 7
-N_ANSWERS = 8
+N_CLASSES = len(Label)
+N_ANSWERS = len(Answer)
 ANSWER_KEYS: tuple[str, ...] = tuple(a.key for a in Answer)
 CLASS_KEYS: tuple[str, ...] = ANSWER_KEYS[:N_CLASSES]
 CLASS_NAMES: tuple[str, ...] = tuple(a.label for a in Answer)[:N_CLASSES]

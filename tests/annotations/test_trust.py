@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotations import consensus
+from annotations import agreement, consensus
 from annotations.batches import batch_review, batches_close
 from annotations.models import ConsensusStatus, GoldBatch, Role, Task, Vote
 from labelstudio_ferv.errors import Conflict
@@ -327,3 +327,13 @@ def test_beat_recomputes_campaigns_with_new_votes_and_a_ds_campaign_decides_by_d
     assert CampaignStatistics.objects.filter(campaign=campaign).exists()
     assert not CampaignStatistics.objects.filter(campaign=quiet).exists()
     assert refresh_active_campaigns() == 0  # no vote since
+
+
+def test_the_stored_statuses_and_verdicts_are_those_of_the_numerics():
+    """One definition each: the model's choices are the keys of agreement's codes."""
+    assert [(s.name, s.value) for s in ConsensusStatus] == [
+        (s.name, s.key) for s in agreement.Status
+    ]
+    assert [(v.name, v.value) for v in GoldBatch.Verdict] == [
+        (v.name, v.value) for v in agreement.Verdict
+    ]
