@@ -30,26 +30,46 @@ class MembershipAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Listed and searchable, never edited here: a change must go through the services.
+
+    Tasks, leases and votes carry counters (``vote_count``, ``lease_count``, ``vote_seq``) and
+    a consensus that the services keep in step; an edit in the admin would skip them. Reviewer
+    decisions are the way to change a clip's label, the API the way to vote.
+    """
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "clip", "status", "label", "agreement", "vote_count"]
     list_filter = ["status", "is_gold", "campaign"]
-    raw_id_fields = ["clip"]
+    search_fields = ["id", "clip__id"]
     list_select_related = ["campaign", "clip"]
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "task", "annotator", "state", "expires_at"]
     list_filter = ["state", "campaign"]
-    raw_id_fields = ["task", "annotator"]
+    search_fields = ["id", "task__id", "annotator__username"]
+    list_select_related = ["campaign", "task", "annotator"]
 
 
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "task", "annotator", "answer", "is_valid", "created_at"]
     list_filter = ["answer", "is_valid", "campaign"]
-    raw_id_fields = ["task", "annotator", "assignment"]
+    search_fields = ["id", "task__id", "annotator__username"]
+    list_select_related = ["campaign", "task", "annotator"]
 
 
 @admin.register(GoldBatch)
@@ -74,21 +94,12 @@ from .models import ExportJob, ReviewDecision  # noqa: E402
 
 
 @admin.register(ReviewDecision)
-class ReviewDecisionAdmin(admin.ModelAdmin):
+class ReviewDecisionAdmin(ReadOnlyAdmin):
     """Read-only: the history is append-only, a decision is reversed by a new decision."""
 
     list_display = ["id", "campaign", "task", "reviewer", "action", "label", "created_at"]
     list_filter = ["action", "campaign"]
     list_select_related = ["campaign", "reviewer"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ExportJob)

@@ -126,14 +126,26 @@ def check_params(*, kind: str, params: dict, role: str) -> dict:
 
 
 def export_create(
-    *, campaign: Campaign, kind: str, params: dict, created_by: AbstractBaseUser | None, role: str
+    *,
+    campaign: Campaign,
+    kind: str,
+    params: dict,
+    created_by: AbstractBaseUser | None,
+    role: str,
+    enqueue: bool = True,
 ) -> ExportJob:
-    """Create an export job and have a worker run it once the transaction commits."""
+    """Create an export job and have a worker run it once the transaction commits.
+
+    With ``enqueue`` False no worker is asked: the caller runs the job itself with
+    ``export_run`` (the ``export_campaign`` command, in its own process).
+    """
     params = check_params(kind=kind, params=params, role=role)
     with transaction.atomic():
         job = ExportJob.objects.create(
             campaign=campaign, kind=kind, params=params, created_by=created_by
         )
+        if not enqueue:
+            return job
 
         def unavailable(job_id: int = job.pk) -> None:
             ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.PENDING).update(

@@ -332,3 +332,11 @@ def test_the_management_command_exports_like_the_api(campaign, voters, tmp_path)
     assert job.params == {
         "test_share": 0.2, "seed": 3, "include_media": False, "include_gold": False,
     }  # fmt: skip
+
+
+def test_the_management_command_refuses_what_the_service_refuses(campaign):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="test_share"):
+        call_command("export_campaign", str(campaign.pk), kind="release", test_share=2.0)
+    assert not ExportJob.objects.exists()

@@ -1,4 +1,4 @@
-"""Export a campaign from the shell, through the same job and writer as the API."""
+"""Export a campaign from the shell, through the same service, job and writer as the API."""
 
 from __future__ import annotations
 
@@ -58,10 +58,12 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {options['user']!r}.")
         try:
             # Whoever runs the shell holds the admin's rights.
-            params = exports.check_params(kind=kind, params=params, role=Role.ADMIN)
+            job = exports.export_create(
+                campaign=campaign, kind=kind, params=params, created_by=user, role=Role.ADMIN,
+                enqueue=False,
+            )  # fmt: skip
         except ApplicationError as exc:
             raise CommandError(exc.message)
-        job = ExportJob.objects.create(campaign=campaign, kind=kind, params=params, created_by=user)
         self.stdout.write(f"export {job.pk}: {kind} of {campaign.name} ...")
         result = exports.export_run(job_id=job.pk)
         job.refresh_from_db()
