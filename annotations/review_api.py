@@ -1,7 +1,7 @@
-"""Review API (reviewers and admins): the review queue, decisions, Improper batches, exports.
+"""Review API (reviewers and admins): the review queue, decisions and Improper batches.
 
-Views check the shape of input, resolve ids through ``access_campaign`` and call one service or
-read function of review.py / exports.py. The design is in REVIEW.md.
+Views check the shape of input, resolve ids through ``access_campaign`` and call one read of
+review_selectors.py or one service of review.py. The design is in REVIEW.md.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelstudio_ferv.errors import NotFound
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_key
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
-from . import exports, review
+from . import review, review_selectors
 from .access import access_campaign
-from .models import ExportJob, ReviewDecision, Role
+from .models import ReviewDecision, Role
 
 # --- documentation helpers ----------------------------------------------------------------------
 
@@ -32,13 +31,11 @@ from .models import ExportJob, ReviewDecision, Role
 CAMPAIGN_ID = path_id("campaign_id", "A campaign you review or administer.")
 TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
 BATCH_ID = path_id("batch_id", "A gold batch of the campaign.")
-JOB_ID = path_id("job_id", "An export job of the campaign.")
 
 E403 = error_response("Reviewers and admins only.")
 E404 = error_response("No such campaign (or you are not a member of it).")
 E404_TASK = error_response("No such campaign (or not a member), or no such clip in it.")
 E404_BATCH = error_response("No such campaign (or not a member), or no such batch in it.")
-E404_JOB = error_response("No such campaign (or not a member), or no such export of it.")
 E409_DECISION = error_response(
     "Another reviewer decided this clip since you loaded it (the message names who and when; "
     "details.current_version is the version to decide on), the clip is gold, or there is "
@@ -249,42 +246,6 @@ class BatchDecidedOut(serializers.Serializer):
     review_note = serializers.CharField()
 
 
-class ExportInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=ExportJob.Kind.choices)
-    params = serializers.DictField(
-        required=False,
-        default=dict,
-        help_text="labels: include_gold. votes: pseudonymise (false: admins only). release: "
-        "test_share (default 0.2), seed (default 0), include_media (default true), include_gold.",
-    )
-
-
-class ExportOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=ExportJob.Kind.choices)
-    status = serializers.ChoiceField(choices=ExportJob.Status.choices)
-    params = serializers.JSONField()
-    rows_done = serializers.IntegerField()
-    rows_total = serializers.IntegerField(allow_null=True)
-    progress = serializers.SerializerMethodField()
-    download_url = serializers.SerializerMethodField(
-        help_text="Once done. A votes export with usernames: for admins only."
-    )
-    error = serializers.CharField()
-    created_by = serializers.CharField(source="created_by.username", allow_null=True)
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-
-    def get_progress(self, job) -> float | None:
-        if job.status == ExportJob.Status.DONE:
-            return 1.0
-        return round(job.rows_done / job.rows_total, 4) if job.rows_total else None
-
-    def get_download_url(self, job) -> str | None:
-        url = exports.export_file_url(job, role=self.context["role"])
-        return None if url is None else self.context["request"].build_absolute_uri(url)
-
-
 # --- queue --------------------------------------------------------------------------------------
 
 
@@ -294,14 +255,14 @@ def _page(request: Request, campaign_id: int, source: str) -> Response:
     query.is_valid(raise_exception=True)
     data = dict(query.validated_data)
     leading = data.pop("leading", None)
-    filters = review.QueueFilters(
+    filters = review_selectors.QueueFilters(
         scenario=data.get("scenario"),
         scene=data.get("scene"),
         leading=None if leading is None else int(answer_from_key(leading)),
         agreement_min=data.get("agreement_min"),
         agreement_max=data.get("agreement_max"),
     )
-    page = review.review_queue(
+    page = review_selectors.review_queue(
         campaign_id=campaign_id,
         source=source,
         filters=filters,
@@ -321,7 +282,7 @@ class ReviewQueueView(APIView):
         tags=["review"],
     )
     def get(self, request: Request, campaign_id: int) -> Response:
-        return _page(request, campaign_id, review.Source.DISPUTED)
+        return _page(request, campaign_id, review_selectors.Source.DISPUTED)
 
 
 class DisagreementQueueView(APIView):
@@ -334,7 +295,7 @@ class DisagreementQueueView(APIView):
         tags=["review"],
     )
     def get(self, request: Request, campaign_id: int) -> Response:
-        return _page(request, campaign_id, review.Source.DS_DISAGREEMENT)
+        return _page(request, campaign_id, review_selectors.Source.DS_DISAGREEMENT)
 
 
 class ReviewTaskView(APIView):
@@ -350,7 +311,9 @@ class ReviewTaskView(APIView):
         campaign, _ = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
         )
-        return Response(ReviewItemOut(review.review_item(campaign=campaign, task_id=task_id)).data)
+        return Response(
+            ReviewItemOut(review_selectors.review_item(campaign=campaign, task_id=task_id)).data
+        )
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -359,7 +322,7 @@ class ReviewTaskView(APIView):
 def _history(request: Request, campaign_id: int, task_id: int | None) -> Response:
     query = HistoryQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
-    rows, next_before = review.decision_history(
+    rows, next_before = review_selectors.decision_history(
         campaign_id=campaign_id,
         task_id=task_id,
         before=query.validated_data.get("before"),
@@ -389,7 +352,7 @@ class TaskDecisionsView(APIView):
         campaign, _ = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
         )
-        review.review_item(campaign=campaign, task_id=task_id)  # 404 for a clip elsewhere
+        review_selectors.review_item(campaign=campaign, task_id=task_id)  # 404 for a clip elsewhere
         return _history(request, campaign_id, task_id)
 
     @extend_schema(
@@ -423,7 +386,7 @@ class TaskDecisionsView(APIView):
             extra_votes=data.validated_data.get("extra_votes", 0),
             note=data.validated_data["note"],
         )
-        item = review.review_item(campaign=campaign, task_id=task_id)
+        item = review_selectors.review_item(campaign=campaign, task_id=task_id)
         return Response(DecisionResultOut({"decision": decision, "task": item}).data)
 
 
@@ -457,7 +420,7 @@ class BatchQueueView(APIView):
         access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
         query = BatchQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        items, next_after = review.pending_batches(
+        items, next_after = review_selectors.pending_batches(
             campaign_id=campaign_id,
             after=query.validated_data.get("after"),
             limit=query.validated_data["limit"],
@@ -498,82 +461,3 @@ class BatchDecisionView(APIView):
             note=data.validated_data["note"],
         )
         return Response(BatchDecidedOut(batch).data)
-
-
-# --- exports ------------------------------------------------------------------------------------
-
-
-class ExportListView(APIView):
-    """The campaign's exports, newest first (GET); start a new one (POST)."""
-
-    parser_classes = [JSONParser]
-
-    @extend_schema(
-        parameters=[CAMPAIGN_ID],
-        responses={200: ExportOut(many=True), **READ_ERRORS},
-        summary="Exports",
-        tags=["exports"],
-    )
-    def get(self, request: Request, campaign_id: int) -> Response:
-        _, membership = access_campaign(
-            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
-        )
-        jobs = ExportJob.objects.filter(campaign_id=campaign_id).select_related("created_by")
-        context = {"request": request, "role": membership.role}
-        return Response(ExportOut(jobs.order_by("-pk")[:50], many=True, context=context).data)
-
-    @extend_schema(
-        request=ExportInput,
-        parameters=[CAMPAIGN_ID],
-        responses={
-            202: OpenApiResponse(ExportOut, description="Queued; poll its status."),
-            400: E400,
-            401: E401,
-            403: error_response(
-                "Reviewers and admins only; usernames in a votes export: admins only."
-            ),
-            404: E404,
-        },
-        summary="Start an export",
-        tags=["exports"],
-    )
-    def post(self, request: Request, campaign_id: int) -> Response:
-        campaign, membership = access_campaign(
-            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
-        )
-        data = ExportInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = exports.export_create(
-            campaign=campaign,
-            kind=data.validated_data["kind"],
-            params=data.validated_data["params"],
-            created_by=request.user,
-            role=membership.role,
-        )
-        job.refresh_from_db()  # an eager run (embedded default) has finished by now
-        context = {"request": request, "role": membership.role}
-        return Response(ExportOut(job, context=context).data, status=status.HTTP_202_ACCEPTED)
-
-
-class ExportDetailView(APIView):
-    """One export's status and progress, and its download link once done."""
-
-    @extend_schema(
-        parameters=[CAMPAIGN_ID, JOB_ID],
-        responses={200: ExportOut, 401: E401, 403: E403, 404: E404_JOB},
-        summary="Export status",
-        tags=["exports"],
-    )
-    def get(self, request: Request, campaign_id: int, job_id: int) -> Response:
-        _, membership = access_campaign(
-            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
-        )
-        job = (
-            ExportJob.objects.filter(campaign_id=campaign_id, pk=job_id)
-            .select_related("created_by")
-            .first()
-        )
-        if job is None:
-            raise NotFound("Export not found in this campaign.")
-        context = {"request": request, "role": membership.role}
-        return Response(ExportOut(job, context=context).data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from clips.models import Scenario, Scene
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, N_ANSWERS, PASS
+from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
@@ -178,3 +180,31 @@ def statistics_refresh(*, campaign_id: int) -> CampaignStatistics:
             defaults={"data": data, "computed_at": timezone.now(), "duration_ms": elapsed_ms},
         )
     return stats
+
+
+# --------------------------------------------------------------------------------------------
+# After review decisions
+
+
+def statistics_refresh_on_commit(*, campaign_id: int, since: datetime) -> None:
+    """Have the statistics refreshed shortly after a review decision commits."""
+    # Unsent, the next decision or beat's campaign refresh catches the statistics up.
+    enqueue_on_commit(
+        "annotations.refresh_statistics_after_review", campaign_id, since.isoformat(), countdown=2
+    )
+
+
+def statistics_refresh_since(*, campaign_id: int, since: datetime) -> bool:
+    """Refresh the campaign's statistics unless a refresh started after ``since``; say if run.
+
+    A burst of decisions then costs one recompute, not one per decision.
+    """
+    stats = CampaignStatistics.objects.filter(campaign_id=campaign_id).first()
+    if stats is not None:
+        started = stats.computed_at - timedelta(milliseconds=stats.duration_ms)
+        if started > since:
+            return False
+    if not Campaign.objects.filter(pk=campaign_id).exists():
+        return False
+    statistics_refresh(campaign_id=campaign_id)
+    return True

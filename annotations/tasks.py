@@ -63,9 +63,7 @@ def refresh_statistics_after_review(campaign_id: int, since: str) -> bool:
     """Refresh a campaign's statistics after a review decision, unless a later refresh did."""
     from datetime import datetime
 
-    from . import review
-
-    return review.statistics_refresh_since(
+    return statistics.statistics_refresh_since(
         campaign_id=campaign_id, since=datetime.fromisoformat(since)
     )
 

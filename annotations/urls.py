@@ -80,7 +80,7 @@ urlpatterns += [
     ),
 ]
 
-# Review queue, decisions, Improper batches and exports (reviewers and admins; see REVIEW.md).
+# Review queue, decisions and Improper batches (reviewers and admins; see REVIEW.md).
 from . import review_api  # noqa: E402
 
 urlpatterns += [
@@ -119,14 +119,20 @@ urlpatterns += [
         review_api.BatchDecisionView.as_view(),
         name="review-batch-decision",
     ),
+]
+
+# Exports (reviewers and admins).
+from . import export_api  # noqa: E402
+
+urlpatterns += [
     path(
         "campaigns/<lsf_id:campaign_id>/exports/",
-        review_api.ExportListView.as_view(),
+        export_api.ExportListView.as_view(),
         name="export-list",
     ),
     path(
         "campaigns/<lsf_id:campaign_id>/exports/<lsf_id:job_id>/",
-        review_api.ExportDetailView.as_view(),
+        export_api.ExportDetailView.as_view(),
         name="export-detail",
     ),
 ]
