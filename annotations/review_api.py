@@ -6,7 +6,6 @@ read function of review.py / exports.py. The design is in REVIEW.md.
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 
 from labelstudio_ferv.errors import NotFound
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_key
+from labelstudio_ferv.media_urls import MediaUrlField, request_user
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
 from . import exports, review
@@ -103,16 +103,10 @@ class SceneOut(serializers.Serializer):
 class ReviewClipOut(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    video_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    video_url = MediaUrlField(source="video")
+    poster_url = MediaUrlField(source="poster")
     duration_s = serializers.FloatField(allow_null=True)
     frame_count = serializers.IntegerField(allow_null=True)
-
-    def get_video_url(self, clip) -> str | None:
-        return default_storage.url(clip.video.name) if clip.video else None
-
-    def get_poster_url(self, clip) -> str | None:
-        return default_storage.url(clip.poster.name) if clip.poster else None
 
 
 class SeenVoteOut(serializers.Serializer):
@@ -281,7 +275,8 @@ class ExportOut(serializers.Serializer):
         return round(job.rows_done / job.rows_total, 4) if job.rows_total else None
 
     def get_download_url(self, job) -> str | None:
-        url = exports.export_file_url(job, role=self.context["role"])
+        user = request_user(self.context)
+        url = exports.export_file_url(job, role=self.context["role"], user=user)
         return None if url is None else self.context["request"].build_absolute_uri(url)
 
 
@@ -308,7 +303,7 @@ def _page(request: Request, campaign_id: int, source: str) -> Response:
         cursor=data.get("cursor"),
         limit=data["limit"],
     )
-    return Response(QueuePageOut(page).data)
+    return Response(QueuePageOut(page, context={"request": request}).data)
 
 
 class ReviewQueueView(APIView):
@@ -350,7 +345,8 @@ class ReviewTaskView(APIView):
         campaign, _ = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
         )
-        return Response(ReviewItemOut(review.review_item(campaign=campaign, task_id=task_id)).data)
+        item = review.review_item(campaign=campaign, task_id=task_id)
+        return Response(ReviewItemOut(item, context={"request": request}).data)
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -424,7 +420,11 @@ class TaskDecisionsView(APIView):
             note=data.validated_data["note"],
         )
         item = review.review_item(campaign=campaign, task_id=task_id)
-        return Response(DecisionResultOut({"decision": decision, "task": item}).data)
+        return Response(
+            DecisionResultOut(
+                {"decision": decision, "task": item}, context={"request": request}
+            ).data
+        )
 
 
 class CampaignDecisionsView(APIView):
@@ -462,7 +462,11 @@ class BatchQueueView(APIView):
             after=query.validated_data.get("after"),
             limit=query.validated_data["limit"],
         )
-        return Response(BatchPageOut({"items": items, "next_after": next_after}).data)
+        return Response(
+            BatchPageOut(
+                {"items": items, "next_after": next_after}, context={"request": request}
+            ).data
+        )
 
 
 class BatchDecisionView(APIView):

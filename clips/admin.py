@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from labelstudio_ferv.media_urls import media_url
+
 from .models import Candidate, Clip, Scenario, Scene, SourceVideo
 from .pipeline import source_videos_retry_failed
 from .services import clips_retry_failed
@@ -110,16 +112,36 @@ class ClipAdmin(admin.ModelAdmin):
         heavy = ["source_video__scan", "source_video__shots", "source_video__tracks"]
         return super().get_queryset(request).defer(*heavy, "source_video__plan")
 
+    def get_list_display(self, request):
+        return [self._origin_column(request) if f == "origin" else f for f in self.list_display]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [self._origin_column(request) if f == "origin" else f for f in self.readonly_fields]
+
+    def _origin_column(self, request):
+        """The origin column with a play link signed for the admin looking at the page."""
+
+        @admin.display(description="origin")
+        def origin(clip: Clip) -> str:
+            return self._origin_html(clip, user=request.user)
+
+        return origin
+
     @admin.display(description="origin")
     def origin(self, clip: Clip) -> str:
+        """Stands in for the per-request column in Django's checks; links no media."""
+        return self._origin_html(clip, user=None)
+
+    def _origin_html(self, clip: Clip, *, user) -> str:
         """Link to the source video, and play the clip's span of it (a media fragment URL)."""
         video = clip.source_video
         if video is None:
             return "-"
         page = reverse("admin:clips_sourcevideo_change", args=[video.pk])
-        if clip.start_s is None or clip.end_s is None:
+        if clip.start_s is None or clip.end_s is None or user is None:
             return format_html('<a href="{}">{}</a>', page, video)
-        play = f"{video.playable_file.url}#t={clip.start_s:.3f},{clip.end_s:.3f}"
+        url = media_url(video.playable_file, user=user)
+        play = f"{url}#t={clip.start_s:.3f},{clip.end_s:.3f}"
         span = f"{clip.start_s:.2f}-{clip.end_s:.2f} s"
         return format_html(
             '<a href="{}">{}</a> {} (<a href="{}" target="_blank">play</a>)',
