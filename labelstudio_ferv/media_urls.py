@@ -114,7 +114,7 @@ def request_user(context: dict):
     return request.user
 
 
-@extend_schema_field(OpenApiTypes.URI)
+@extend_schema_field(OpenApiTypes.STR)  # relative on local storage: not a "uri"
 class MediaUrlField(serializers.Field):
     """A stored file (name or FieldFile) as a signed, short-lived URL for the requesting user."""
 
