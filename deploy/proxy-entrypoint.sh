@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${NGINX_CONF_DIR:=/etc/nginx/lsf}"
 : "${NGINX_RUN_DIR:=/var/lib/nginx/lsf}"
 : "${NGINX_MIME_TYPES:=/etc/nginx/mime.types}"
+: "${NGINX_USER:=www-data}"
 : "${NGINX_ACCESS_LOG:=/dev/stdout}"
 : "${LSF_UPSTREAM:=web:8000}"
 : "${LSF_HTTP_PORT:=80}"
@@ -19,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${LSF_TLS_CERT:=/certs/tls.crt}"
 : "${LSF_TLS_KEY:=/certs/tls.key}"
 : "${LSF_TLS_NAME:=localhost}"
-export NGINX_RUN_DIR NGINX_MIME_TYPES NGINX_ACCESS_LOG LSF_UPSTREAM LSF_HTTP_PORT LSF_HTTPS_PORT \
+export NGINX_USER NGINX_RUN_DIR NGINX_MIME_TYPES NGINX_ACCESS_LOG LSF_UPSTREAM LSF_HTTP_PORT LSF_HTTPS_PORT \
     LSF_PUBLIC_HTTPS_PORT LSF_MEDIA_ROOT LSF_ACCEL_PREFIX LSF_MAX_BODY LSF_TLS_CERT LSF_TLS_KEY
 
 mkdir -p "$NGINX_CONF_DIR" "$NGINX_RUN_DIR"
@@ -33,7 +34,7 @@ if [ ! -s "$LSF_TLS_CERT" ] || [ ! -s "$LSF_TLS_KEY" ]; then
     chmod 600 "$LSF_TLS_KEY"
     echo "proxy: made a self-signed certificate for $LSF_TLS_NAME at $LSF_TLS_CERT" >&2
 fi
-names='${NGINX_RUN_DIR} ${NGINX_MIME_TYPES} ${NGINX_ACCESS_LOG} ${LSF_UPSTREAM} ${LSF_HTTP_PORT}
+names='${NGINX_USER} ${NGINX_RUN_DIR} ${NGINX_MIME_TYPES} ${NGINX_ACCESS_LOG} ${LSF_UPSTREAM} ${LSF_HTTP_PORT}
 ${LSF_HTTPS_PORT} ${LSF_PUBLIC_HTTPS_PORT} ${LSF_MEDIA_ROOT} ${LSF_ACCEL_PREFIX} ${LSF_MAX_BODY}
 ${LSF_TLS_CERT} ${LSF_TLS_KEY}'
 envsubst "$names" < "$NGINX_TEMPLATE" > "$NGINX_CONF_DIR/nginx.conf"
