@@ -20,6 +20,13 @@ class SceneAdmin(admin.ModelAdmin):
     list_filter = ["scenario"]
 
 
+def _per_request(request, key: str, column):
+    """Return one column callable per request and name: Django's admin asks for the read-only
+    fields several times while it builds a form and matches them by identity."""
+    columns = request.__dict__.setdefault("_signed_media_columns", {})
+    return columns.setdefault(key, column)
+
+
 class CandidateInline(admin.TabularInline):
     model = Candidate
     fields = ["clip", "track_id", "piece", "shot_index", "start_s", "end_s", "error"]
@@ -43,10 +50,11 @@ class SourceVideoAdmin(admin.ModelAdmin):
     search_fields = ["title", "checksum"]
     list_select_related = ["scene", "campaign"]
     raw_id_fields = ["campaign"]
-    # The stage outputs are large JSON documents: the API shows them in readable form.
-    exclude = ["scan", "shots", "tracks", "plan", "progress"]
+    # The stage outputs are large JSON documents: the API shows them in readable form. The files
+    # show as signed links (get_readonly_fields).
+    exclude = ["scan", "shots", "tracks", "plan", "progress", "original", "preview"]
     readonly_fields = [
-        "checksum", "original", "preview", "status", "stage", "failed_stage", "error",
+        "checksum", "original_file", "preview_file", "status", "stage", "failed_stage", "error",
         "explanation", "stage_table", "params", "shot_count", "track_count", "clips_found",
         "duration_s", "fps", "frame_count", "width", "height", "heartbeat_at", "created_by",
         "created_at", "updated_at",
@@ -55,6 +63,34 @@ class SourceVideoAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("scan", "shots", "tracks", "plan")
+
+    def get_readonly_fields(self, request, obj=None):
+        """The files as links signed for the admin looking at the page (no media is public)."""
+        return [
+            self._file_link(f.removesuffix("_file"), request) if f.endswith("_file") else f
+            for f in self.readonly_fields
+        ]
+
+    @staticmethod
+    def _file_link(field: str, request):
+        @admin.display(description=field)
+        def link(video: SourceVideo) -> str:
+            stored = getattr(video, field)
+            if not stored:
+                return "-"
+            return format_html('<a href="{}">{}</a>', media_url(stored, user=request.user), stored)
+
+        return _per_request(request, field, link)
+
+    @admin.display(description="original")
+    def original_file(self, video: SourceVideo) -> str:
+        """Stands in for the per-request link in Django's checks."""
+        return video.original.name
+
+    @admin.display(description="preview")
+    def preview_file(self, video: SourceVideo) -> str:
+        """Stands in for the per-request link in Django's checks."""
+        return video.preview.name
 
     @admin.display(description="progress")
     def progress_summary(self, video: SourceVideo) -> str:
@@ -125,7 +161,7 @@ class ClipAdmin(admin.ModelAdmin):
         def origin(clip: Clip) -> str:
             return self._origin_html(clip, user=request.user)
 
-        return origin
+        return _per_request(request, "origin", origin)
 
     @admin.display(description="origin")
     def origin(self, clip: Clip) -> str:

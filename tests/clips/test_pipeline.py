@@ -469,6 +469,8 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
     assert page.status_code == 200 and b"tracker down" in page.content
     page = client.get(f"/admin/clips/sourcevideo/{video.pk}/change/")
     assert page.status_code == 200 and b"<td>tracks</td><td>failed</td>" in page.content
+    # The files link with URLs signed for this admin (no media is public).
+    assert re.search(rf'href="{video.original.url}\?e=\d+&amp;s=[^"]+"', page.content.decode())
     monkeypatch.undo()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -484,6 +486,7 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
         rf'href="{video.original.url}\?e=\d+&amp;s=[^"#]+#t={clip.start_s:.3f},{clip.end_s:.3f}"',
         page.content.decode(),
     )
+    assert client.get(f"/admin/clips/clip/{clip.pk}/change/").status_code == 200
 
 
 @pytest.mark.django_db
