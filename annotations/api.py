@@ -122,7 +122,7 @@ class NextView(APIView):
         )
         if offer is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(NextOutput(offer).data)
+        return Response(NextOutput(offer, context={"request": request}).data)
 
 
 def _answer_input(request: Request) -> dict:
@@ -203,7 +203,12 @@ class AnswerNextView(APIView):
             campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(AnswerNextOutput({"vote": result.vote, "next": offer}).data, status=code)
+        return Response(
+            AnswerNextOutput(
+                {"vote": result.vote, "next": offer}, context={"request": request}
+            ).data,
+            status=code,
+        )
 
 
 class SkipView(APIView):
@@ -255,7 +260,7 @@ class LastAnswerView(APIView):
             "clip": selectors.ClipView.of(vote.task.clip),
             "vote": vote,
         }
-        return Response(LastAnswerOutput(body).data)
+        return Response(LastAnswerOutput(body, context={"request": request}).data)
 
 
 class ProgressView(APIView):

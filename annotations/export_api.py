@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelstudio_ferv.errors import NotFound
+from labelstudio_ferv.media_urls import request_user
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
 from . import exports
@@ -57,7 +58,8 @@ class ExportOut(serializers.Serializer):
         return round(job.rows_done / job.rows_total, 4) if job.rows_total else None
 
     def get_download_url(self, job) -> str | None:
-        url = exports.export_file_url(job, role=self.context["role"])
+        user = request_user(self.context)
+        url = exports.export_file_url(job, role=self.context["role"], user=user)
         return None if url is None else self.context["request"].build_absolute_uri(url)
 
 

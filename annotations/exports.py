@@ -38,6 +38,7 @@ from django.utils import timezone
 from clips import media
 from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_NAMES, N_ANSWERS
+from labelstudio_ferv.media_urls import media_url
 from labelstudio_ferv.queue import enqueue_on_commit
 
 from .models import Campaign, ConsensusStatus, ExportJob, Role, Task, Vote
@@ -537,8 +538,8 @@ def _add_frames(
         archive.write(frame, arcname=f"{folder}/{frame.name}", compress_type=zipfile.ZIP_STORED)
 
 
-def export_file_url(job: ExportJob, *, role: str) -> str | None:
-    """Return the job's download URL for a member with ``role``, or None.
+def export_file_url(job: ExportJob, *, role: str, user: AbstractBaseUser) -> str | None:
+    """Return the job's download URL for ``user``, a member with ``role``, or None.
 
     A votes export with usernames is for admins only, like asking for one.
     """
@@ -547,4 +548,4 @@ def export_file_url(job: ExportJob, *, role: str) -> str | None:
     named = job.kind == ExportJob.Kind.VOTES and not job.params.get("pseudonymise", True)
     if named and role != Role.ADMIN:
         return None
-    return default_storage.url(job.file.name)
+    return media_url(job.file.name, user=user, download=True)

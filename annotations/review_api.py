@@ -6,7 +6,6 @@ review_selectors.py or one service of review.py. The design is in REVIEW.md.
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_key
+from labelstudio_ferv.media_urls import MediaUrlField
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
 from . import review, review_selectors
@@ -100,16 +100,10 @@ class SceneOut(serializers.Serializer):
 class ReviewClipOut(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    video_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    video_url = MediaUrlField(source="video")
+    poster_url = MediaUrlField(source="poster")
     duration_s = serializers.FloatField(allow_null=True)
     frame_count = serializers.IntegerField(allow_null=True)
-
-    def get_video_url(self, clip) -> str | None:
-        return default_storage.url(clip.video.name) if clip.video else None
-
-    def get_poster_url(self, clip) -> str | None:
-        return default_storage.url(clip.poster.name) if clip.poster else None
 
 
 class SeenVoteOut(serializers.Serializer):
@@ -269,7 +263,7 @@ def _page(request: Request, campaign_id: int, source: str) -> Response:
         cursor=data.get("cursor"),
         limit=data["limit"],
     )
-    return Response(QueuePageOut(page).data)
+    return Response(QueuePageOut(page, context={"request": request}).data)
 
 
 class ReviewQueueView(APIView):
@@ -311,9 +305,8 @@ class ReviewTaskView(APIView):
         campaign, _ = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
         )
-        return Response(
-            ReviewItemOut(review_selectors.review_item(campaign=campaign, task_id=task_id)).data
-        )
+        item = review_selectors.review_item(campaign=campaign, task_id=task_id)
+        return Response(ReviewItemOut(item, context={"request": request}).data)
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -387,7 +380,11 @@ class TaskDecisionsView(APIView):
             note=data.validated_data["note"],
         )
         item = review_selectors.review_item(campaign=campaign, task_id=task_id)
-        return Response(DecisionResultOut({"decision": decision, "task": item}).data)
+        return Response(
+            DecisionResultOut(
+                {"decision": decision, "task": item}, context={"request": request}
+            ).data
+        )
 
 
 class CampaignDecisionsView(APIView):
@@ -425,7 +422,11 @@ class BatchQueueView(APIView):
             after=query.validated_data.get("after"),
             limit=query.validated_data["limit"],
         )
-        return Response(BatchPageOut({"items": items, "next_after": next_after}).data)
+        return Response(
+            BatchPageOut(
+                {"items": items, "next_after": next_after}, context={"request": request}
+            ).data
+        )
 
 
 class BatchDecisionView(APIView):

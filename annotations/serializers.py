@@ -4,11 +4,11 @@ Nothing an annotator receives carries other people's answers, vote counts, the c
 whether a clip is gold.
 """
 
-from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, Answer
+from labelstudio_ferv.media_urls import MediaUrlField
 
 from .models import Role
 
@@ -91,19 +91,13 @@ class AssignmentOutput(serializers.Serializer):
 
 class ClipToAnnotateOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    video_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    video_url = MediaUrlField(source="video", allow_null=False)
+    poster_url = MediaUrlField(source="poster", allow_null=False)
     duration_s = serializers.FloatField(allow_null=True)
     fps = serializers.FloatField(allow_null=True)
     frame_count = serializers.IntegerField(allow_null=True)
     width = serializers.IntegerField(allow_null=True)
     height = serializers.IntegerField(allow_null=True)
-
-    def get_video_url(self, clip) -> str:
-        return default_storage.url(clip.video)
-
-    def get_poster_url(self, clip) -> str:
-        return default_storage.url(clip.poster)
 
 
 class OfferOutput(serializers.Serializer):

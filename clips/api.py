@@ -127,7 +127,7 @@ class ClipDetailView(APIView):
         clip = get_object_or_404(
             selectors.campaign_clips(campaign_id=campaign_id).select_related("scene"), pk=clip_id
         )
-        return Response(ClipOutput(clip).data)
+        return Response(ClipOutput(clip, context={"request": request}).data)
 
 
 # ------------------------------------------------------------------------- source videos
@@ -168,7 +168,7 @@ class SourceVideoListView(APIView):
         if wanted is not None and wanted not in MediaStatus.values:
             raise ValidationError(f"status: one of {', '.join(MediaStatus.values)}")
         videos = selectors.campaign_source_videos(campaign_id=campaign_id, status=wanted)
-        return Response(SourceVideoOutput(videos, many=True).data)
+        return Response(SourceVideoOutput(videos, many=True, context={"request": request}).data)
 
     @extend_schema(
         request={"multipart/form-data": SourceVideoUploadInput},
@@ -206,7 +206,9 @@ class SourceVideoListView(APIView):
         )
         body = {**_video_detail(campaign.pk, video.pk), "created": created}
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(SourceVideoUploadOutput(body).data, status=code)
+        return Response(
+            SourceVideoUploadOutput(body, context={"request": request}).data, status=code
+        )
 
 
 class SourceVideoDetailView(APIView):
@@ -218,7 +220,11 @@ class SourceVideoDetailView(APIView):
     )
     def get(self, request: Request, campaign_id: int, video_id: int) -> Response:
         access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.ADMIN)
-        return Response(SourceVideoDetailOutput(_video_detail(campaign_id, video_id)).data)
+        return Response(
+            SourceVideoDetailOutput(
+                _video_detail(campaign_id, video_id), context={"request": request}
+            ).data
+        )
 
 
 class SourceVideoRetryView(APIView):
@@ -238,7 +244,11 @@ class SourceVideoRetryView(APIView):
         if video is None:
             raise NotFound("Source video not found.")
         pipeline.source_video_retry(video=video, stage=values.pop("stage", None), params=values)
-        return Response(SourceVideoDetailOutput(_video_detail(campaign_id, video_id)).data)
+        return Response(
+            SourceVideoDetailOutput(
+                _video_detail(campaign_id, video_id), context={"request": request}
+            ).data
+        )
 
 
 class ClipOriginView(APIView):
@@ -256,4 +266,4 @@ class ClipOriginView(APIView):
         origin = selectors.clip_origin(clip=clip)
         if origin is None:
             raise NotFound("This clip was not cut from a source video.")
-        return Response(ClipOriginOutput(origin).data)
+        return Response(ClipOriginOutput(origin, context={"request": request}).data)

@@ -3,6 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from labelstudio_ferv.media_urls import media_url, request_user
+
 from .models import Clip, MediaStatus, SourceVideo, Stage
 
 # The statuses of a source video, as the pipeline uses them.
@@ -53,10 +55,14 @@ class ClipOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_video_url(self, clip: Clip) -> str | None:
-        return clip.video.url if clip.status == MediaStatus.READY else None
+        if clip.status != MediaStatus.READY:
+            return None
+        return media_url(clip.video, user=request_user(self.context))
 
     def get_poster_url(self, clip: Clip) -> str | None:
-        return clip.poster.url if clip.status == MediaStatus.READY else None
+        if clip.status != MediaStatus.READY:
+            return None
+        return media_url(clip.poster, user=request_user(self.context))
 
 
 class FailureOutput(serializers.Serializer):
@@ -153,7 +159,7 @@ class SourceVideoOutput(serializers.ModelSerializer):
         return video.stage_states()
 
     def get_video_url(self, video: SourceVideo) -> str:
-        return video.playable_file.url
+        return media_url(video.playable_file, user=request_user(self.context))
 
 
 class ShotOutput(serializers.Serializer):
@@ -213,10 +219,10 @@ class SourceRefOutput(serializers.Serializer):
     original_url = serializers.SerializerMethodField()
 
     def get_video_url(self, video: SourceVideo) -> str:
-        return video.playable_file.url
+        return media_url(video.playable_file, user=request_user(self.context))
 
     def get_original_url(self, video: SourceVideo) -> str:
-        return video.original.url
+        return media_url(video.original, user=request_user(self.context))
 
 
 class ClipOriginOutput(serializers.Serializer):
@@ -243,7 +249,8 @@ class ClipOriginOutput(serializers.Serializer):
     )  # fmt: skip
 
     def get_play_url(self, origin: dict) -> str:
-        clip, url = origin["clip"], origin["video"].playable_file.url
+        clip = origin["clip"]
+        url = media_url(origin["video"].playable_file, user=request_user(self.context))
         if clip.start_s is None or clip.end_s is None:
             return url
         return f"{url}#t={clip.start_s:.3f},{clip.end_s:.3f}"

@@ -119,10 +119,20 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
 MEDIA_URL = env("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
+# Seconds a media URL (clip, poster, export file) works for the user it was issued to.
+MEDIA_URL_TTL = envint("MEDIA_URL_TTL", 1800)
 # Media goes through Django's storage API: local disk by default, an S3-compatible store when
 # AWS_STORAGE_BUCKET_NAME is set (django-storages, installed with the "s3" extra).
 if env("AWS_STORAGE_BUCKET_NAME"):
-    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {}}
+    # Private objects, presigned URLs that expire like the app's own media URLs.
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_TTL,
+        },
+    }
 else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 # Hashed, compressed static files need `collectstatic` first (the Dockerfile runs it); without
@@ -139,7 +149,12 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-SERVE_MEDIA = envbool("SERVE_MEDIA", default=DEBUG or EMBEDDED)
+# No media file is public: every media URL is signed for one user and expires (see
+# labelstudio_ferv/media_urls.py). MEDIA_ACCEL_REDIRECT=1 when nginx (deploy/nginx.conf.template)
+# serves the bytes after the app has checked the URL; on S3 the bucket presigns the URLs.
+MEDIA_ACCEL_REDIRECT = envbool("MEDIA_ACCEL_REDIRECT", default=False)
+MEDIA_ACCEL_PREFIX = env("MEDIA_ACCEL_PREFIX", "/_protected_media/")
+MEDIA_PRESIGNED = bool(env("AWS_STORAGE_BUCKET_NAME"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

@@ -1,10 +1,11 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import api
+from . import api, media_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,10 +17,11 @@ urlpatterns = [
     path("", include("frontend.urls")),
 ]
 
-if settings.SERVE_MEDIA:
-    # Local media for the embedded default and single-machine set-ups; a real deployment serves
-    # media from its shared store (S3-compatible bucket or a web server in front of it).
-    prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns += [
-        re_path(rf"^{prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
-    ]
+# Media files answer only a signed URL, for the user it was issued to (media_views.MediaView).
+urlpatterns += [
+    re_path(
+        rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<name>.+)$",
+        media_views.MediaView.as_view(),
+        name="media",
+    ),
+]

@@ -19,12 +19,16 @@ assert 'Demo campaign' in page, page
 ready = Clip.objects.filter(status='ready').count()
 assert ready == 6, ready
 clip = Clip.objects.first()
-assert c.get('/' + 'media/' + clip.video.name).status_code == 200
+assert c.get('/' + 'media/' + clip.video.name).status_code == 403  # no media file is public
 from annotations.models import Campaign, Task, Vote
 demo = Campaign.objects.get(name='Demo campaign')
 first = c.post(f'/api/v1/campaigns/{demo.pk}/next/?ahead=1')
 assert first.status_code == 200, first.content
 held = first.json()
+# The clip plays from its signed URL, with Range (seeking, frame stepping).
+played = c.get(held['clip']['video_url'], HTTP_RANGE='bytes=0-99')
+assert played.status_code == 206, played
+assert len(b''.join(played.streaming_content)) == 100
 answered = c.post(
     f"/api/v1/assignments/{held['assignment']['id']}/answer-and-next/?ahead=1",
     {'label': 'happy'}, content_type='application/json',

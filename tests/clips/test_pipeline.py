@@ -8,10 +8,12 @@ cup with no face. Tasks run eagerly unless a test starts a real worker.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -148,10 +150,15 @@ def test_an_uploaded_video_becomes_face_clips_ready_to_label(
     assert origin.status_code == 200, origin.json()
     body = origin.json()
     assert body["source_video"]["id"] == video.pk
-    assert body["source_video"]["video_url"] == video.original.url  # an H.264 MP4 plays as is
+    # An H.264 MP4 plays as is; its URL is signed for the admin (tests/test_media.py).
+    assert urlsplit(body["source_video"]["video_url"]).path == video.original.url
     assert (body["start_s"], body["end_s"]) == (row.start_s, row.end_s)
     assert body["start_frame"] == row.start_frame and body["boxes"] == row.boxes
-    assert body["play_url"] == f"{video.original.url}#t={row.start_s:.3f},{row.end_s:.3f}"
+    play = urlsplit(body["play_url"])
+    assert (play.path, play.fragment) == (
+        video.original.url,
+        f"t={row.start_s:.3f},{row.end_s:.3f}",
+    )
     listed = api(adam).get(videos_url(campaign)).json()
     assert [(v["id"], v["status"], v["clips_found"]) for v in listed] == [
         (video.pk, "ready", len(rows))
@@ -172,7 +179,7 @@ def test_a_video_without_faces_yields_no_clip_and_says_why(
     assert not Clip.objects.exists() and not Task.objects.exists()
     # An AVI does not play in browsers: a preview copy does.
     video.refresh_from_db()
-    assert video.preview and detail["video"]["video_url"] == video.preview.url
+    assert video.preview and urlsplit(detail["video"]["video_url"]).path == video.preview.url
     assert ffprobe(video.preview.path)["codec_name"] == "h264"
 
 
@@ -462,6 +469,8 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
     assert page.status_code == 200 and b"tracker down" in page.content
     page = client.get(f"/admin/clips/sourcevideo/{video.pk}/change/")
     assert page.status_code == 200 and b"<td>tracks</td><td>failed</td>" in page.content
+    # The files link with URLs signed for this admin (no media is public).
+    assert re.search(rf'href="{video.original.url}\?e=\d+&amp;s=[^"]+"', page.content.decode())
     monkeypatch.undo()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -473,7 +482,11 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
     clip = Clip.objects.filter(source_video=video).first()
     page = client.get("/admin/clips/clip/")
     assert page.status_code == 200
-    assert f"{video.original.url}#t={clip.start_s:.3f},{clip.end_s:.3f}".encode() in page.content
+    assert re.search(
+        rf'href="{video.original.url}\?e=\d+&amp;s=[^"#]+#t={clip.start_s:.3f},{clip.end_s:.3f}"',
+        page.content.decode(),
+    )
+    assert client.get(f"/admin/clips/clip/{clip.pk}/change/").status_code == 200
 
 
 @pytest.mark.django_db
