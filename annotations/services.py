@@ -10,11 +10,14 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -500,6 +503,12 @@ def assignment_answer(
 
 
 def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int) -> AnswerResult:
+    """Change the user's answer to an answered clip (see "Corrections" in ASSIGNMENT.md).
+
+    Whether a correction is taken depends on the user's own votes and the time only, never on
+    the clip's consensus: a refusal that followed the label would tell the annotator what the
+    others voted. The consensus is then recomputed from the votes, whatever it was.
+    """
     vote = Vote.objects.filter(task_id=assignment.task_id, annotator_id=user.pk).first()
     if vote is None:  # removed by an admin since
         raise Conflict("This answer was removed; it cannot be changed.", code="answer_removed")
@@ -508,10 +517,10 @@ def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int
     last = selectors.vote_last(campaign_id=assignment.campaign_id, user=user)
     if last is None or last.pk != vote.pk:
         raise Conflict("Only your most recent answer can be changed.", code="not_last_answer")
-    # Lock the task: the consensus worker takes the same lock, so the label cannot become final
-    # between this check and the change.
-    status = Task.objects.select_for_update().values_list("status", flat=True).get(pk=vote.task_id)
-    if status in selectors.FINAL_STATUSES:
+    # Timed by the database's clock, the one every web process shares.
+    window = timedelta(seconds=settings.CORRECTION_WINDOW_SECONDS)
+    opened_since = ExpressionWrapper(Now() - window, output_field=DateTimeField())
+    if not Vote.objects.filter(pk=vote.pk, created_at__gt=opened_since).exists():
         raise Conflict("This answer can no longer be changed.", code="answer_final")
     vote.answer = answer
     vote.save(update_fields=["answer", "updated_at"])

@@ -148,6 +148,11 @@ CLIP_MAX_UPLOAD_BYTES = envint("CLIP_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 CLIP_MAX_SIDE = envint("CLIP_MAX_SIDE", 448)
 CLIP_IMPORT_ROOT = Path(env("CLIP_IMPORT_ROOT", str(DATA_DIR / "import")))
 
+# Annotation ----------------------------------------------------------------------------------
+# An annotator may change their most recent answer for this long after giving it, whatever the
+# clip's consensus has become meanwhile (see annotations/ASSIGNMENT.md, "Corrections").
+CORRECTION_WINDOW_SECONDS = envint("CORRECTION_WINDOW_SECONDS", 600)
+
 # Security ----------------------------------------------------------------------------------------
 # Behind HTTPS (any deployment with DEBUG off), cookies are secure and HSTS is on; DJANGO_HTTPS=0
 # turns this off for plain-HTTP test servers on loopback.
