@@ -219,6 +219,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Every worker looks for such messages this often (one cheap Redis query).
     "unacked_restore_interval": envint("CELERY_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
+    # A broker that stops answering with its TCP connection open (frozen, failed over, cut by a
+    # firewall) would hold a publish, and the request that sends it, forever: every command on
+    # the broker gives up after this long instead (labelstudio_ferv.queue then skips the broker
+    # for BROKER_PUBLISH_BACKOFF seconds). A worker's BRPOP is unaffected: it is read when the
+    # reply arrives (kombu's event loop), and its own 1 s timeout is shorter.
+    "socket_timeout": envint("BROKER_SOCKET_TIMEOUT_MS", 1000) / 1000,
+    "socket_connect_timeout": envint("BROKER_SOCKET_TIMEOUT_MS", 1000) / 1000,
 }
 CELERY_TIMEZONE = "UTC"
 # After a failed publish, labelstudio_ferv.queue leaves work to its catch-up path for this long.
