@@ -100,6 +100,31 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Cache: the failed-login counts (labelstudio_ferv/throttle.py). Redis when CACHE_URL is set,
+# so that every web process shares them; else each process's memory.
+CACHE_URL = env("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "lsf",
+            # A cache that does not answer must not hold a login (see BROKER_SOCKET_TIMEOUT_MS).
+            "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Failed logins (API token and login form) allowed per username and per client address within
+# a window; then 429 with Retry-After until the window ends.
+LOGIN_FAILURES_PER_USERNAME = envint("LOGIN_FAILURES_PER_USERNAME", 10)
+LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 30)
+LOGIN_FAILURE_WINDOW_SECONDS = envint("LOGIN_FAILURE_WINDOW_SECONDS", 60)
+# The request header a trusted proxy puts the client's address in (as a META key, for example
+# HTTP_X_FORWARDED_FOR); empty: the address of the peer.
+CLIENT_ADDRESS_HEADER = env("CLIENT_ADDRESS_HEADER")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -35,6 +35,15 @@ def environment_without_app_settings() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
 
 
+@pytest.fixture(autouse=True)
+def _forget_failed_logins(settings):
+    """Start each test with no failed login counted (in-process cache only: never flush Redis)."""
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+
+
 @pytest.fixture
 def campaign(db):
     return CampaignFactory(name="Scenes of daily life")
