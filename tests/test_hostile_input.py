@@ -89,3 +89,20 @@ def test_a_valid_surrogate_pair_is_text_and_only_fails_validation(alice, campaig
     path = f"/api/v1/assignments/{offer['assignment']['id']}/answer/"
     response = post_raw(raw_client(alice), path, '{"label": "\\ud83d\\ude00"}')
     assert_error_shape(response, 400, "invalid")
+
+
+def test_a_body_over_the_limit_is_a_413_in_the_error_shape(settings):
+    body = '{"username": "' + "a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 2 * 1024**2) + '"}'
+    response = post_raw(raw_client(), "/api/v1/auth/token/", body)
+    assert_error_shape(response, 413, "too_large")
+
+
+def test_api_errors_outside_views_are_json_and_pages_stay_html(settings):
+    settings.ROOT_URLCONF = "tests.urls_failing"
+    client = raw_client()
+    assert_error_shape(client.get("/api/v1/failing/"), 500, "server_error")
+    assert_error_shape(client.get("/api/v1/no-such-thing/"), 404, "not_found")
+    assert_error_shape(client.get("/api/v1/health/", HTTP_HOST="evil.example"), 400, "bad_request")
+    page = client.get("/failing/")
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+    assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
