@@ -6,6 +6,7 @@ How the next clip is chosen, and why it is race-free, is described in ASSIGNMENT
 from __future__ import annotations
 
 import random
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -15,6 +16,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
@@ -22,7 +25,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from clips.models import Clip
-from labelstudio_ferv.errors import Conflict, NotFound
+from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 
 from . import portable, selectors
 from .consensus import consensus_enqueue
@@ -76,6 +79,31 @@ class Credential:
     password: str | None  # set only for accounts created here with a password
 
 
+# New usernames: Django's rule (letters, digits and @.+-_) and, since they end up in CSV files
+# opened in spreadsheets, a letter or digit first (no "=1+2", "+", "-" or "@" formulas).
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@.+_-]{0,149}")
+
+
+def _check_usernames(names: Iterable[str]) -> None:
+    """Raise ValidationError naming every username that may not be given to a new account."""
+    validator = UnicodeUsernameValidator()
+    bad = []
+    for name in names:
+        try:
+            validator(name)
+        except DjangoValidationError:
+            bad.append(name)
+            continue
+        if not _USERNAME.fullmatch(name):
+            bad.append(name)
+    if bad:
+        raise ValidationError(
+            "Usernames must start with a letter or digit and hold only letters, digits and "
+            f"@ . + - _ (at most 150): {', '.join(repr(name) for name in bad)}.",
+            code="bad_username",
+        )
+
+
 def annotators_create(
     *,
     campaign: Campaign,
@@ -95,6 +123,7 @@ def annotators_create(
         known = set(
             user_model.objects.filter(username__in=usernames).values_list("username", flat=True)
         )
+        _check_usernames(name for name in dict.fromkeys(usernames) if name not in known)
         fresh = []
         for name in dict.fromkeys(usernames):
             if name in known:
