@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -34,26 +35,24 @@ def test_answers_complete_while_the_broker_is_frozen_and_are_counted_after(live_
     broker = RedisProcess().start()
     env = {"CELERY_BROKER_URL": broker.url, "CELERY_TASK_ALWAYS_EAGER": "0"}
     # One web worker: its pooled broker connection, opened by the first answer, is the one that
-    # hangs on the frozen broker.
+    # hangs on the frozen broker. The Celery worker (and beat) run through the freeze too.
     server = ServerProcess(workers=1, **env).start()
-    try:
-        answer_next(server, token, campaign.pk, "happy")  # broker answering
-        os.kill(broker.proc.pid, signal.SIGSTOP)
-        try:
-            for label in ["sad", "angry", "fear"]:
-                answer_next(server, token, campaign.pk, label)
-        finally:
-            os.kill(broker.proc.pid, signal.SIGCONT)
-    finally:
-        server.stop()
-    assert Vote.objects.filter(task__in=tasks).count() == 4  # every answer stored once
-
     worker = WorkerProcess(
         args=("-B", "--schedule", str(tmp_path / "beat-schedule")),
         CONSENSUS_SWEEP_SECONDS="1",
         **env,
     ).start()
     try:
+        answer_next(server, token, campaign.pk, "happy")  # broker answering
+        wait_for(lambda: Task.objects.filter(campaign=campaign, status="trusted").exists())
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            for label in ["sad", "angry", "fear"]:
+                answer_next(server, token, campaign.pk, label)
+            time.sleep(3)  # the worker's own reads and beat's publishes meet the frozen broker
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        assert Vote.objects.filter(task__in=tasks).count() == 4  # every answer stored once
         wait_for(
             lambda: (
                 not Task.objects.filter(campaign=campaign, consensus_stale=True).exists()
@@ -62,6 +61,7 @@ def test_answers_complete_while_the_broker_is_frozen_and_are_counted_after(live_
             timeout=60,
         )
     finally:
+        server.stop()
         worker.stop()
         broker.stop()
     stored = Task.objects.filter(campaign=campaign)
