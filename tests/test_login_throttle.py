@@ -78,3 +78,19 @@ def test_a_successful_login_is_not_counted(limits):
     UserFactory(username="finn")
     for _ in range(10):
         assert token("finn", RIGHT).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_address_comes_from_its_header(limits):
+    limits.CLIENT_ADDRESS_HEADER = "HTTP_X_FORWARDED_FOR"
+    UserFactory(username="gus")
+
+    def via_proxy(client_address: str, password: str):
+        return APIClient(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=client_address).post(
+            "/api/v1/auth/token/", {"username": "gus", "password": password}, format="json"
+        )
+
+    limits.LOGIN_FAILURES_PER_USERNAME = 100  # only the address limit here
+    for _ in range(5):
+        assert via_proxy("spoofed, 203.0.113.5", "guess").status_code == 400
+    assert via_proxy("203.0.113.5", RIGHT).status_code == 429  # the proxy's last hop counts
+    assert via_proxy("198.51.100.7", RIGHT).status_code == 200  # another client, same proxy
