@@ -8,15 +8,17 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labelstudio_ferv import throttle
 from labelstudio_ferv.errors import ValidationError
 from labelstudio_ferv.expressions import answer_from_key
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import selectors, services
 from .access import access_campaign
@@ -68,15 +70,27 @@ class TokenView(APIView):
 
     @extend_schema(
         request=TokenInput,
-        responses={200: TokenOutput, 400: E400},
+        responses={
+            200: TokenOutput,
+            400: E400,
+            429: error_response(
+                "Too many failed logins for this username or from this address; the "
+                "Retry-After header says how many seconds to wait."
+            ),
+        },
         summary="Get an API token",
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
         data = TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        wait = throttle.login_retry_after(request=request, username=username)
+        if wait is not None:
+            raise Throttled(wait=wait, detail="Too many failed logins; try again later.")
         user = authenticate(request._request, **data.validated_data)
         if user is None or not user.is_active:
+            throttle.login_failed(request=request, username=username)
             raise ValidationError("Wrong username or password.", code="bad_credentials")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Now
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
 from labelstudio_ferv.queue import enqueue_on_commit
@@ -28,6 +28,11 @@ from .statements import consensus_write
 logger = logging.getLogger(__name__)
 
 
+def _db_ago(seconds: float) -> ExpressionWrapper:
+    """The database's clock ``seconds`` ago: the clock that stamps ``Task.updated_at``."""
+    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
+
+
 def consensus_enqueue(*, task_id: int) -> None:
     """Have a task's consensus recomputed once the current transaction commits.
 
@@ -35,8 +40,10 @@ def consensus_enqueue(*, task_id: int) -> None:
     so that if the broker is down (or the message is lost) ``consensus_sweep``, run by beat,
     still catches it up: a committed vote never goes uncounted.
     """
+    # Stamped by the database's clock: the sweep, in another process on another machine,
+    # compares it with the same clock.
     Task.objects.filter(pk=task_id).update(
-        consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=timezone.now()
+        consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
     )
     # Lost or unsent, the message is caught up by the sweep: the task is marked stale above.
     enqueue_on_commit("annotations.update_consensus", task_id)
@@ -90,12 +97,13 @@ def consensus_catch_up(*, task_id: int, limit: int = 500) -> int:
         own = list(
             Task.objects.select_for_update(of=("self",))
             .filter(pk=task_id)
-            .values_list("pk", "updated_at", "consensus_stale")
+            .annotate(fresh=Q(updated_at__gt=_db_ago(_BEHIND_AFTER_S)))
+            .values_list("pk", "fresh", "consensus_stale")
         )
-        own = [(pk, marked) for pk, marked, stale in own if stale]
+        own = [(pk, fresh) for pk, fresh, stale in own if stale]
         ids = [pk for pk, _ in own]
         # A fresh vote on its own task: the worker keeps up, the others have messages coming.
-        keeping_up = own and timezone.now() - own[0][1] < timedelta(seconds=_BEHIND_AFTER_S)
+        keeping_up = own and own[0][1]
         if not keeping_up:
             ids += list(
                 Task.objects.select_for_update(of=("self",), skip_locked=True)
@@ -117,7 +125,7 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
     Normally the per-vote task has already done it; this catches votes whose message never
     reached a worker (broker down, worker lost), with no manual step.
     """
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    cutoff = _db_ago(older_than_s)
     done = 0
     while done < limit:
         with transaction.atomic():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from labelstudio_ferv.errors import NotFound
 from labelstudio_ferv.media_urls import request_user
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import exports
 from .access import access_campaign

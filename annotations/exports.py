@@ -24,6 +24,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,7 +33,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, QuerySet, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from clips import media
@@ -177,11 +179,14 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
     job = ExportJob.objects.filter(pk=job_id).first()
     if job is None or job.status in (ExportJob.Status.DONE, ExportJob.Status.FAILED):
         return job
-    now = timezone.now()
+    # Heartbeats are stamped and compared by the database's clock: the run that beats and the
+    # one that checks may be on machines whose clocks differ.
+    alive_since = ExpressionWrapper(
+        Now() - timedelta(seconds=STALE_AFTER_S), output_field=DateTimeField()
+    )
     if (
         job.status == ExportJob.Status.RUNNING
-        and job.heartbeat_at is not None
-        and (now - job.heartbeat_at).total_seconds() < STALE_AFTER_S
+        and ExportJob.objects.filter(pk=job_id, heartbeat_at__gt=alive_since).exists()
     ):
         return BUSY
     attempt = job.attempt + 1
@@ -189,7 +194,7 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
         pk=job_id,
         attempt=job.attempt,
         status__in=[ExportJob.Status.PENDING, ExportJob.Status.RUNNING],
-    ).update(status=ExportJob.Status.RUNNING, attempt=attempt, heartbeat_at=now, rows_done=0)
+    ).update(status=ExportJob.Status.RUNNING, attempt=attempt, heartbeat_at=Now(), rows_done=0)
     if not claimed:
         return BUSY
     job.refresh_from_db()
@@ -206,7 +211,7 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
             rows_done=progress.rows,
             rows_total=progress.rows,
             finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
+            heartbeat_at=Now(),
         )
         if not done:
             raise Superseded
@@ -244,7 +249,7 @@ class _Progress:
     def _save(self, **extra: Any) -> None:
         self.saved_at = time.monotonic()
         updated = ExportJob.objects.filter(pk=self.job_id, attempt=self.attempt).update(
-            rows_done=self.rows, heartbeat_at=timezone.now(), **extra
+            rows_done=self.rows, heartbeat_at=Now(), **extra
         )
         if not updated:
             raise Superseded

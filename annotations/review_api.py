@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, answer_from_key
 from labelstudio_ferv.media_urls import MediaUrlField
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import review, review_selectors
 from .access import access_campaign

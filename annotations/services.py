@@ -6,20 +6,26 @@ How the next clip is chosen, and why it is race-free, is described in ASSIGNMENT
 from __future__ import annotations
 
 import random
+import re
 import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from clips.models import Clip
-from labelstudio_ferv.errors import Conflict, NotFound
+from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 
 from . import selectors
 from .consensus import consensus_enqueue
@@ -83,6 +89,31 @@ class Credential:
     password: str | None  # set only for accounts created here with a password
 
 
+# New usernames: Django's rule (letters, digits and @.+-_) and, since they end up in CSV files
+# opened in spreadsheets, a letter or digit first (no "=1+2", "+", "-" or "@" formulas).
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@.+_-]{0,149}")
+
+
+def _check_usernames(names: Iterable[str]) -> None:
+    """Raise ValidationError naming every username that may not be given to a new account."""
+    validator = UnicodeUsernameValidator()
+    bad = []
+    for name in names:
+        try:
+            validator(name)
+        except DjangoValidationError:
+            bad.append(name)
+            continue
+        if not _USERNAME.fullmatch(name):
+            bad.append(name)
+    if bad:
+        raise ValidationError(
+            "Usernames must start with a letter or digit and hold only letters, digits and "
+            f"@ . + - _ (at most 150): {', '.join(repr(name) for name in bad)}.",
+            code="bad_username",
+        )
+
+
 def annotators_create(
     *,
     campaign: Campaign,
@@ -102,6 +133,7 @@ def annotators_create(
         known = set(
             user_model.objects.filter(username__in=usernames).values_list("username", flat=True)
         )
+        _check_usernames(name for name in dict.fromkeys(usernames) if name not in known)
         fresh = []
         for name in dict.fromkeys(usernames):
             if name in known:
@@ -358,6 +390,12 @@ def assignment_answer(
 
 
 def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int) -> AnswerResult:
+    """Change the user's answer to an answered clip (see "Corrections" in ASSIGNMENT.md).
+
+    Whether a correction is taken depends on the user's own votes and the time only, never on
+    the clip's consensus: a refusal that followed the label would tell the annotator what the
+    others voted. The consensus is then recomputed from the votes, whatever it was.
+    """
     vote = Vote.objects.filter(task_id=assignment.task_id, annotator_id=user.pk).first()
     if vote is None:  # removed by an admin since
         raise Conflict("This answer was removed; it cannot be changed.", code="answer_removed")
@@ -366,10 +404,10 @@ def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int
     last = selectors.vote_last(campaign_id=assignment.campaign_id, user=user)
     if last is None or last.pk != vote.pk:
         raise Conflict("Only your most recent answer can be changed.", code="not_last_answer")
-    # Lock the task: the consensus worker takes the same lock, so the label cannot become final
-    # between this check and the change.
-    status = Task.objects.select_for_update().values_list("status", flat=True).get(pk=vote.task_id)
-    if status in selectors.FINAL_STATUSES:
+    # Timed by the database's clock, the one every web process shares.
+    window = timedelta(seconds=settings.CORRECTION_WINDOW_SECONDS)
+    opened_since = ExpressionWrapper(Now() - window, output_field=DateTimeField())
+    if not Vote.objects.filter(pk=vote.pk, created_at__gt=opened_since).exists():
         raise Conflict("This answer can no longer be changed.", code="answer_final")
     vote.answer = answer
     vote.save(update_fields=["answer", "updated_at"])

@@ -6,8 +6,11 @@ exceptions, into ``{"error": {"code": ..., "message": ..., "details": ...}}`` wi
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -82,6 +85,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Map every error raised in an API view to the one JSON error shape."""
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # raised when DRF reads the body
+        return Response(_too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -98,3 +103,42 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body = error_body("error", str(exc))
     response.data = body
     return response
+
+
+# Django's own error views, for what fails outside an API view (a body over
+# DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host header, an unknown URL, an unexpected exception): API
+# paths answer in the error shape too, other paths get Django's pages.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer 400 (413 for a body over the size limit) in the error shape on API paths."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(_too_large_body(), status=413)
+    return JsonResponse(error_body("bad_request", "Malformed request."), status=400)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer 404 in the error shape on API paths."""
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Answer 500 in the error shape on API paths (the error itself is logged by Django)."""
+    if not _is_api(request):
+        return defaults.server_error(request)
+    message = "The server failed to answer this request; try again later."
+    return JsonResponse(error_body("server_error", message), status=500)
+
+
+def _too_large_body() -> dict[str, Any]:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+    message = f"The request body is larger than the {limit} MB this endpoint accepts."
+    return error_body("too_large", message)

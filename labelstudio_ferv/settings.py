@@ -100,6 +100,31 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Cache: the failed-login counts (labelstudio_ferv/throttle.py). Redis when CACHE_URL is set,
+# so that every web process shares them; else each process's memory.
+CACHE_URL = env("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "lsf",
+            # A cache that does not answer must not hold a login (see BROKER_SOCKET_TIMEOUT_MS).
+            "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Failed logins (API token and login form) allowed per username and per client address within
+# a window; then 429 with Retry-After until the window ends.
+LOGIN_FAILURES_PER_USERNAME = envint("LOGIN_FAILURES_PER_USERNAME", 10)
+LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 30)
+LOGIN_FAILURE_WINDOW_SECONDS = envint("LOGIN_FAILURE_WINDOW_SECONDS", 60)
+# The request header a trusted proxy puts the client's address in (as a META key, for example
+# HTTP_X_FORWARDED_FOR); empty: the address of the peer.
+CLIENT_ADDRESS_HEADER = env("CLIENT_ADDRESS_HEADER")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -163,6 +188,11 @@ CLIP_MAX_UPLOAD_BYTES = envint("CLIP_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 CLIP_MAX_SIDE = envint("CLIP_MAX_SIDE", 448)
 CLIP_IMPORT_ROOT = Path(env("CLIP_IMPORT_ROOT", str(DATA_DIR / "import")))
 
+# Annotation ----------------------------------------------------------------------------------
+# An annotator may change their most recent answer for this long after giving it, whatever the
+# clip's consensus has become meanwhile (see annotations/ASSIGNMENT.md, "Corrections").
+CORRECTION_WINDOW_SECONDS = envint("CORRECTION_WINDOW_SECONDS", 600)
+
 # Security ----------------------------------------------------------------------------------------
 # Behind HTTPS (any deployment with DEBUG off), cookies are secure and HSTS is on; DJANGO_HTTPS=0
 # turns this off for plain-HTTP test servers on loopback.
@@ -186,13 +216,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "labelstudio_ferv.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labelstudio_ferv.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# JSON bodies nested deeper than this are refused (the API's own bodies nest three levels).
+API_JSON_MAX_DEPTH = envint("API_JSON_MAX_DEPTH", 32)
 SPECTACULAR_SETTINGS = {
     "TITLE": "labelstudio-ferv API",
     "DESCRIPTION": "Labelling of facial-expression video clips by many annotators.",
@@ -227,6 +259,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Every worker looks for such messages this often (one cheap Redis query).
     "unacked_restore_interval": envint("CELERY_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
+    # A broker that stops answering with its TCP connection open (frozen, failed over, cut by a
+    # firewall) would hold a publish, and the request that sends it, forever: every command on
+    # the broker gives up after this long instead (labelstudio_ferv.queue then skips the broker
+    # for BROKER_PUBLISH_BACKOFF seconds). A worker's BRPOP is unaffected: it is read when the
+    # reply arrives (kombu's event loop), and its own 1 s timeout is shorter.
+    "socket_timeout": envint("BROKER_SOCKET_TIMEOUT_MS", 1000) / 1000,
+    "socket_connect_timeout": envint("BROKER_SOCKET_TIMEOUT_MS", 1000) / 1000,
 }
 CELERY_TIMEZONE = "UTC"
 # After a failed publish, labelstudio_ferv.queue leaves work to its catch-up path for this long.

@@ -7,6 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import api, media_views
 
+# API paths answer errors raised outside a view in the JSON error shape too (see errors.py).
+handler400 = "labelstudio_ferv.errors.bad_request"
+handler404 = "labelstudio_ferv.errors.page_not_found"
+handler500 = "labelstudio_ferv.errors.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/health/", api.HealthView.as_view(), name="api-health"),

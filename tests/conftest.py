@@ -50,6 +50,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _forget_failed_logins(settings):
+    """Start each test with no failed login counted (in-process cache only: never flush Redis)."""
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+
+
 @pytest.fixture
 def campaign(db):
     return CampaignFactory(name="Scenes of daily life")

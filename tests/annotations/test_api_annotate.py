@@ -6,9 +6,17 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from annotations.models import Assignment, Task, Vote
+from annotations.models import Assignment, Role, Task, Vote
 from clips.models import MediaStatus
-from tests.factories import ClipFactory, GoldTaskFactory, TaskFactory, VoteFactory
+from tests.factories import (
+    CampaignFactory,
+    ClipFactory,
+    GoldTaskFactory,
+    MembershipFactory,
+    TaskFactory,
+    UserFactory,
+    VoteFactory,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
 
@@ -235,7 +243,7 @@ def test_answer_and_next_in_one_round_trip(api, alice, campaign):
     assert sorted(Vote.objects.values_list("answer", flat=True)) == [4, 7]
 
 
-def test_the_last_answer_can_be_corrected_until_the_label_is_final(api, alice, campaign):
+def test_the_last_answer_can_be_corrected_within_the_window(api, alice, campaign, settings):
     TaskFactory.create_batch(2, campaign=campaign)
     first = next_clip(api(alice), campaign).json()["assignment"]["id"]
     answer(api(alice), first, "happy")
@@ -253,12 +261,57 @@ def test_the_last_answer_can_be_corrected_until_the_label_is_final(api, alice, c
     task.refresh_from_db()
     assert task.vote_count == 1  # a correction changes the answer, not the count
 
+    # A trusted label does not close the correction (that would tell what the others voted).
     Task.objects.filter(pk=task.pk).update(status="trusted", label=6)
+    assert answer(api(alice), first, "sad").status_code == 200
+    assert answer(api(alice), first, "surprise").status_code == 200
+
+    # The window closes by time only.
+    window = settings.CORRECTION_WINDOW_SECONDS
+    Vote.objects.update(created_at=timezone.now() - timedelta(seconds=window + 5))
     refused = answer(api(alice), first, "sad")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "answer_final"
     assert answer(api(alice), first, "surprise").status_code == 200  # a retry is still fine
     assert list(Vote.objects.values_list("answer", flat=True)) == [6]
+
+
+def test_corrections_do_not_reveal_the_other_votes(
+    api, django_capture_on_commit_callbacks, fast_password_hasher
+):
+    """Issue 16: with votes sad and happy, the third annotator tried labels until one was
+    refused, learning that someone voted sad and that the clip had become trusted."""
+    campaign = CampaignFactory(votes_per_clip=3, max_votes=3, min_agreement=0.6)
+    task = TaskFactory(campaign=campaign)
+    voters = [UserFactory(username=name) for name in ("ann", "ben", "cat")]
+    for user in voters:
+        MembershipFactory(campaign=campaign, user=user, role=Role.ANNOTATOR)
+    assignments = []
+    for user, label in zip(voters, ["sad", "happy", "angry"], strict=True):
+        with django_capture_on_commit_callbacks(execute=True):
+            assignment = next_clip(api(user), campaign).json()["assignment"]["id"]
+            assert answer(api(user), assignment, label).status_code == 201
+        assignments.append(assignment)
+    assert Task.objects.get(pk=task.pk).status != "trusted"
+
+    cat, mine = voters[2], assignments[2]
+    seen = {}
+    for label in ["fear", "disgust", "sad", "angry"]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = answer(api(cat), mine, label)
+        seen[label] = (response.status_code, response.json())
+        if label == "sad":
+            assert Task.objects.get(pk=task.pk).status == "trusted"  # the state changed...
+    # ... but every answer looked the same: the vote, changed.
+    assert {label: status for label, (status, _) in seen.items()} == dict.fromkeys(seen, 200)
+    assert all(
+        set(body) == {"id", "assignment", "label", "time_ms", "created_at", "updated_at"}
+        for _, body in seen.values()
+    )
+    stored = Task.objects.get(pk=task.pk)
+    assert sorted(Vote.objects.filter(task=task).values_list("answer", flat=True)) == [0, 3, 5]
+    assert stored.vote_count == 3 and sum(stored.counts) == 3  # none lost, none counted twice
+    assert stored.status != "trusted"  # the consensus follows the corrected votes
 
 
 def test_only_the_most_recent_answer_can_be_corrected(api, alice, campaign):

@@ -5,6 +5,7 @@ import json
 import stat
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
@@ -62,3 +63,27 @@ def test_an_unknown_campaign_is_refused(tmp_path):
             "create_annotators", "Nope", "--count", "2", "--output", str(tmp_path / "x.csv")
         )
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("bad", ["=1+2", "tab\there", 'quo"te', "it's", "+1", "@home", ""])
+def test_unsafe_usernames_are_refused_with_a_clear_error_and_nothing_is_created(
+    tmp_path, campaign, bad
+):
+    path = tmp_path / "team.csv"
+    with pytest.raises(CommandError, match="Usernames must start with a letter or digit"):
+        call_command(
+            "create_annotators", str(campaign.pk), "--usernames", "good1", bad,
+            "--output", str(path),
+        )  # fmt: skip
+    assert not path.exists()
+    assert not Membership.objects.filter(campaign=campaign).exists()
+    assert not get_user_model().objects.filter(username="good1").exists()
+
+
+def test_ordinary_usernames_are_accepted(tmp_path, campaign):
+    names = ["anna.k", "b_2", "c-3", "d+e@lab.org"]
+    call_command(
+        "create_annotators", str(campaign.pk), "--usernames", *names,
+        "--output", str(tmp_path / "t.csv"),
+    )  # fmt: skip
+    assert Membership.objects.filter(campaign=campaign).count() == 4

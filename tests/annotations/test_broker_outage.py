@@ -11,14 +11,16 @@ from tests.conftest import RedisProcess, ServerProcess, WorkerProcess, wait_for
 from tests.factories import CampaignFactory, MembershipFactory, TaskFactory, UserFactory
 
 
-def call(server: ServerProcess, token: str, path: str, body: dict | None = None) -> tuple:
+def call(
+    server: ServerProcess, token: str, path: str, body: dict | None = None, timeout: float = 30
+) -> tuple:
     request = urllib.request.Request(
         server.url + path,
         data=json.dumps(body or {}).encode(),
         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
         raw = response.read()
         return response.status, json.loads(raw) if raw else None
 

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotations.management.arguments import campaign_argument
 from annotations.models import Role
 from annotations.services import annotators_create
+from labelstudio_ferv.errors import ValidationError
 
 
 class Command(BaseCommand):
@@ -45,12 +46,15 @@ class Command(BaseCommand):
             ]
         else:
             usernames = options["usernames"]
-        credentials = annotators_create(
-            campaign=campaign,
-            usernames=usernames,
-            role=options["role"],
-            with_passwords=options["passwords"],
-        )
+        try:
+            credentials = annotators_create(
+                campaign=campaign,
+                usernames=usernames,
+                role=options["role"],
+                with_passwords=options["passwords"],
+            )
+        except ValidationError as exc:
+            raise CommandError(exc.message) from None
         path = options["output"]
         # Tokens are secrets: the file is created readable by its owner only.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,40 @@
+"""Timestamps that another process compares come from the database's clock, not the caller's."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotations.consensus import consensus_sweep
+from annotations.models import Task, Vote
+from tests.factories import CampaignFactory, MembershipFactory, TaskFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=1), timedelta(hours=-1)], ids=["ahead", "behind"])
+def test_the_sweep_counts_a_vote_from_a_web_server_with_a_wrong_clock(api, monkeypatch, skew):
+    """Issue 16: with the web clock an hour ahead and the vote's message lost, the sweep skipped
+    the clip until the sweeper's clock caught up with the web server's stamp."""
+    campaign = CampaignFactory(votes_per_clip=1, max_votes=1)
+    alice = UserFactory(username="alice")
+    MembershipFactory(campaign=campaign, user=alice)
+    task = TaskFactory(campaign=campaign)
+    offer = api(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/").json()
+
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + skew)  # the web server's clock
+    answered = api(alice).post(
+        f"/api/v1/assignments/{offer['assignment']['id']}/answer/", {"label": "sad"}, format="json"
+    )
+    monkeypatch.setattr(timezone, "now", real_now)
+    assert answered.status_code == 201
+    # The test's transaction never commits, so the vote's message is never sent: the sweep,
+    # run by beat on a worker with a right clock, is what must count it.
+    assert Task.objects.get(pk=task.pk).consensus_stale
+
+    assert consensus_sweep(older_than_s=0) == 1
+    stored = Task.objects.get(pk=task.pk)
+    assert not stored.consensus_stale
+    assert (stored.status, stored.label, stored.vote_count) == ("trusted", 5, 1)
+    assert Vote.objects.filter(task=task).count() == 1
