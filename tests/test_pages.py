@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from labelstudio_ferv.expressions import Answer
-
 from tests.factories import CampaignFactory
 
 
