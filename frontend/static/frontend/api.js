@@ -56,7 +56,8 @@ export function showMessage(text, kind = "error") {
   if (!el) return;
   el.hidden = !text;
   el.textContent = text || "";
-  el.className = "message " + kind;
+  el.classList.add("message");
+  el.classList.toggle("info", kind === "info");
 }
 
 export function explain(err) {
