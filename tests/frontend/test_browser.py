@@ -515,7 +515,12 @@ def test_the_workspace_shows_one_clip_at_a_time_its_buttons_stay_put_and_nothing
     )
     page.wait_for_selector("#pending", state="hidden")
     assert visible_videos(page) == []
-    assert all(not v["src"] and not v["poster"] for v in page.evaluate(VIDEOS) if not v["hidden"])
+    player = page.evaluate(
+        "(() => { const v = document.getElementById('video');"
+        " return [v.getAttribute('src'), v.getAttribute('poster')]; })()"
+    )
+    assert player == [None, None]
+    assert all(v["paused"] for v in page.evaluate(VIDEOS))  # nothing plays out of sight either
     assert page.evaluate(BOXES, buttons) == where
     page.wait_for_function("document.getElementById('progress').textContent.includes('all done')")
     assert " of " not in page.text_content("#progress")

@@ -174,6 +174,7 @@ function render() {
     b.setAttribute("aria-pressed", correcting && b.dataset.label === correcting.label ? "true" : "false");
   }
   document.getElementById("answers").classList.toggle("idle", !shown);
+  stateEl.classList.toggle("alone", !shown);
   if (shown) {
     setState(null);
     show(shown.clip);
