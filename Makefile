@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
-.PHONY: install run worker test lint format system-deps services bench-transcode bench-load \
+.PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
         bench-trust bench-export bench-candidates clean
 
 $(VENV)/.installed: pyproject.toml
@@ -20,13 +20,17 @@ install: $(VENV)/.installed
 run: install
 	scripts/run.sh
 
-## A Celery worker for the configured broker.
+## A Celery worker for the broker in CELERY_BROKER_URL (refuses to start without one).
 worker: install
-	$(VENV)/bin/celery -A labelstudio_ferv worker -l info
+	scripts/worker.sh
 
 ## The whole suite against real PostgreSQL and Redis, plus lint and migration checks.
 test: install
 	scripts/test.sh
+
+## Refresh docs/screenshots/ from the browser tests (`make test` saves them to a temporary folder).
+screenshots: install
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/test.sh tests/frontend/test_browser.py
 
 lint: install
 	$(VENV)/bin/ruff format --check .
@@ -39,7 +43,7 @@ format: install
 system-deps:
 	scripts/system-deps.sh
 
-services:
+services: install
 	scripts/services.sh
 
 bench-transcode: install

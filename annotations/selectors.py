@@ -11,7 +11,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from clips.models import Clip
+from clips.models import Clip, MediaStatus
 
 from . import statements
 from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
@@ -40,7 +40,12 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
         Campaign.objects.filter(memberships__user=user)
         .annotate(
             role=Subquery(role),
-            clip_total=_count(Task.objects.filter(campaign=OuterRef("pk"))),
+            # A clip whose media failed is no work for anyone: it is not counted.
+            clip_total=_count(
+                Task.objects.filter(campaign=OuterRef("pk")).exclude(
+                    clip__status=MediaStatus.FAILED
+                )
+            ),
             my_votes=_count(mine),
             my_votes_today=_count(mine.filter(created_at__gte=midnight)),
         )
@@ -141,14 +146,18 @@ def campaign_progress(*, campaign_id: int) -> dict[str, int]:
     """Return the campaign's clip counts by consensus status, gold clips, votes and live leases.
 
     Gold clips are counted apart: they are checks, not work, and keep no consensus of their own.
+    Clips whose media failed are counted apart too (``failed``) and in no other number: nobody
+    can be shown them, so they are not work still to do.
     """
+    usable = ~Q(clip__status=MediaStatus.FAILED)
     by_status = {
-        status.value: Count("id", filter=Q(status=status.value, is_gold=False))
+        status.value: Count("id", filter=Q(status=status.value, is_gold=False) & usable)
         for status in ConsensusStatus
     }
     totals = Task.objects.filter(campaign_id=campaign_id).aggregate(
-        clips=Count("id"),
-        gold=Count("id", filter=Q(is_gold=True)),
+        clips=Count("id", filter=usable),
+        failed=Count("id", filter=~usable),
+        gold=Count("id", filter=Q(is_gold=True) & usable),
         votes=Coalesce(Sum("vote_count"), 0),
         **by_status,
     )

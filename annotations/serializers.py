@@ -38,7 +38,9 @@ class OwnProgressOutput(serializers.Serializer):
         source="my_votes_today",
         help_text="Your answers since midnight (in the server's time zone, setting TIME_ZONE).",
     )
-    clips = serializers.IntegerField(source="clip_total", help_text="Clips in the campaign.")
+    clips = serializers.IntegerField(
+        source="clip_total", help_text="Clips in the campaign, without those whose media failed."
+    )
 
 
 class CampaignOutput(serializers.Serializer):
@@ -50,7 +52,12 @@ class CampaignOutput(serializers.Serializer):
 
 
 class ProgressOutput(serializers.Serializer):
-    clips = serializers.IntegerField(help_text="Clips in the campaign, gold included.")
+    clips = serializers.IntegerField(
+        help_text="Clips in the campaign, gold included, without those whose media failed."
+    )
+    failed = serializers.IntegerField(
+        help_text="Clips whose media failed: no work for anyone, counted in no other number."
+    )
     gold = serializers.IntegerField(help_text="Gold (reference) clips.")
     votes = serializers.IntegerField(help_text="Valid votes stored on all clips.")
     live_assignments = serializers.IntegerField(help_text="Clips being looked at right now.")

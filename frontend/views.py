@@ -13,6 +13,19 @@ from annotations import selectors
 from annotations.access import access_campaign
 from annotations.models import Role
 from labelstudio_ferv.errors import NotFound, PermissionDenied
+from labelstudio_ferv.expressions import Answer
+
+
+def answer_keys() -> list[dict[str, str]]:
+    """Return the answers as the pages show them: API key, name and keyboard key.
+
+    Keys 1-7 are the classes in release order and 0 is PASS. The pages read this list from the
+    page itself (``json_script``), so ``labelstudio_ferv/expressions.py`` stays the one definition.
+    """
+    return [
+        {"key": a.key, "name": a.label, "hotkey": "0" if a == Answer.PASS else str(a.value + 1)}
+        for a in Answer
+    ]
 
 
 @login_required
@@ -31,7 +44,7 @@ def _page(request: HttpRequest, campaign_id: int, template: str, min_role: str) 
         raise Http404("Campaign not found.")
     except PermissionDenied as exc:
         return render(request, "frontend/403.html", {"message": exc.message}, status=403)
-    context = {"campaign": campaign, "role": membership.role}
+    context = {"campaign": campaign, "role": membership.role, "answers": answer_keys()}
     return render(request, template, context)
 
 

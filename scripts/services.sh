@@ -19,7 +19,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 || ! redis-cli -h 127.0.0.1 -p 6379 ping
   echo "PostgreSQL or Redis did not come up on 127.0.0.1" >&2
   exit 1
 fi
-# The database the suite's settings name (pytest creates its own test_ copy beside it).
-if ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname='labelstudio_ferv'" | grep -q 1; then
-  createdb -h 127.0.0.1 -U postgres labelstudio_ferv
-fi
+# The database the suite's settings name, from TEST_DATABASE_URL (or DATABASE_URL) as
+# scripts/test-env.sh reads it; pytest creates its own test_ copy beside it.
+url="${TEST_DATABASE_URL:-${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/labelstudio_ferv}}"
+"$(dirname "$0")/../.venv/bin/python" "$(dirname "$0")/ensure_database.py" "$url"

@@ -144,6 +144,7 @@ def test_a_reviewer_sees_progress_without_anyone_s_answers(api, rita, alice, cam
     progress = api(rita).get(f"/api/v1/campaigns/{campaign.pk}/progress/").json()
     assert progress == {
         "clips": 3,
+        "failed": 0,
         "gold": 1,
         "votes": task.vote_count,
         "live_assignments": 1,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from annotations.models import GoldBatch, Task, Vote
+from annotations.models import Assignment, GoldBatch, Task, Vote
 from clips.media import make_test_video
 from labelstudio_ferv.expressions import Answer
 from tests.conftest import ServerProcess, wait_for
@@ -22,48 +22,66 @@ from tests.factories import ClipFactory, TaskFactory, UserFactory, voted_task
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update",
 ]  # fmt: skip
-PATTERNS = ("testsrc2", "smptebars", "mandelbrot", "rgbtestsrc")
+# Clips of four shapes (landscape, portrait, wide, square), as real campaigns mix them.
+SHAPES = (
+    ("testsrc2", (320, 240)),
+    ("smptebars", (180, 320)),
+    ("mandelbrot", (320, 144)),
+    ("rgbtestsrc", (240, 240)),
+)
+VIEWPORTS = {"laptop": (1366, 768), "tablet": (768, 1024), "phone": (390, 844)}
 # Keys 1-7 are the classes in FERV39k order, 0 is PASS.
 KEY_ANSWER = {str(i + 1): Answer(i) for i in range(7)} | {"0": Answer.PASS}
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the tests save what they saw: a temporary folder, or SCREENSHOT_DIR when set.
+
+    ``make screenshots`` points it at docs/screenshots; a test run leaves the checkout as it was.
+    """
+    folder = os.environ.get("SCREENSHOT_DIR")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
-def media_files() -> list[tuple[str, str]]:
+def media_files() -> list[tuple[str, str, tuple[int, int]]]:
     """Real, playable clips (H.264 MP4 + JPEG poster) in MEDIA_ROOT, as the server serves them."""
     folder = Path(settings.MEDIA_ROOT) / "browser-tests"
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, pattern in enumerate(PATTERNS):
+    for i, (pattern, size) in enumerate(SHAPES):
         video = folder / f"clip-{i}.mp4"
         poster = folder / f"clip-{i}.jpg"
         if not video.exists():
-            make_test_video(video, seconds=1.0, size=(320, 240), pattern=pattern)
+            make_test_video(video, seconds=1.0, size=size, pattern=pattern)
             subprocess.run(
                 ["ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "1",
                  str(poster)],
                 check=True,
             )  # fmt: skip
-        files.append((f"browser-tests/{video.name}", f"browser-tests/{poster.name}"))
+        files.append((f"browser-tests/{video.name}", f"browser-tests/{poster.name}", size))
     return files
 
 
 def real_clip(media_files, n: int):
-    video, poster = media_files[n % len(media_files)]
+    video, poster, (width, height) = media_files[n % len(media_files)]
     return ClipFactory(
-        video=video, poster=poster, duration_s=1.0, fps=25.0, frame_count=25, width=320, height=240
-    )
+        video=video, poster=poster, duration_s=1.0, fps=25.0, frame_count=25, width=width,
+        height=height,
+    )  # fmt: skip
 
 
 @pytest.fixture
 def server(live_db):
-    proc = ServerProcess(SERVE_MEDIA="1", CELERY_TASK_ALWAYS_EAGER="1").start()
+    proc = ServerProcess(CELERY_TASK_ALWAYS_EAGER="1").start()
     try:
         yield proc
     finally:
@@ -97,6 +115,67 @@ def page(browser, server):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def sized_page(browser, server, request):
+    """A page at the viewport named by the test's ``viewport`` parameter."""
+    width, height = VIEWPORTS[request.node.callspec.params["viewport"]]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# Every <video> as a person would see it: the computed style and the box on screen, not only
+# the DOM's `hidden`; plus what it plays (its clip, and the size of the frames it decoded).
+VIDEOS = """() => [...document.querySelectorAll('video')].map((v) => {
+    const s = getComputedStyle(v);
+    const r = v.getBoundingClientRect();
+    const stage = v.closest('.stage').getBoundingClientRect();
+    return {
+        visible: s.display !== 'none' && s.visibility === 'visible' && Number(s.opacity) > 0 &&
+                 r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 &&
+                 r.top < innerHeight && r.left < innerWidth,
+        hidden: v.hidden, display: s.display,
+        box: [r.left, r.top, r.right, r.bottom],
+        stage: [stage.left, stage.top, stage.right, stage.bottom],
+        clip: v.dataset.clip || v.dataset.task || '', src: v.getAttribute('src') || '',
+        poster: v.getAttribute('poster') || '', paused: v.paused,
+        frame: [v.videoWidth, v.videoHeight],
+    };
+})"""
+# Where every button is: they must not move from one clip to the next.
+BOXES = """(selector) => [...document.querySelectorAll(selector)].map((b) => {
+    const r = b.getBoundingClientRect();
+    return [b.textContent.trim(), Math.round(r.left), Math.round(r.top), Math.round(r.width),
+            Math.round(r.height)];
+})"""
+
+
+def visible_videos(page) -> list[dict]:
+    return [v for v in page.evaluate(VIDEOS) if v["visible"]]
+
+
+def the_one_visible_video(page) -> dict:
+    """Assert that exactly one player is visible, inside its stage; return it."""
+    videos = page.evaluate(VIDEOS)
+    shown = [v for v in videos if v["visible"]]
+    assert len(shown) == 1, videos
+    video = shown[0]
+    left, top, right, bottom = video["box"]
+    s_left, s_top, s_right, s_bottom = video["stage"]
+    assert s_left <= left and right <= s_right and s_top <= top and bottom <= s_bottom, video
+    assert right <= page.viewport_size["width"], video
+    return video
+
+
+def no_sideways_scroll(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"]
 
 
 def log_in(page, server, username: str) -> None:
@@ -148,7 +227,7 @@ def campaign_tasks(campaign, media_files, n: int) -> None:
 
 
 def test_an_annotator_answers_ten_clips_with_the_keyboard_and_corrects_one(
-    server, page, campaign, alice, media_files
+    server, page, campaign, alice, media_files, screenshots
 ):
     campaign.gold_share = 0
     campaign.save()
@@ -174,8 +253,7 @@ def test_an_annotator_answers_ten_clips_with_the_keyboard_and_corrects_one(
             # Reloading loses nothing: the same live clip comes back.
             page.reload()
             assert shown_assignment(page) == assignment
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "workspace.png"))
+            page.screenshot(path=str(screenshots / "workspace.png"))
         ahead = ahead_ready(page)
         page.keyboard.press(key)
         # The clip held ahead was preloaded: it is on screen with its frames at once.
@@ -228,8 +306,8 @@ CONTRAST = """(selector) => [...document.querySelectorAll(selector)].map((el) =>
 })"""
 
 
-@pytest.mark.parametrize("size", [(1366, 768), (768, 1024)], ids=["laptop", "tablet"])
-def test_the_workspace_fits_laptop_and_tablet_widths_with_readable_named_buttons(
+@pytest.mark.parametrize("size", list(VIEWPORTS.values()), ids=list(VIEWPORTS))
+def test_the_workspace_fits_laptop_tablet_and_phone_widths_with_readable_named_buttons(
     browser, server, campaign, alice, media_files, size
 ):
     campaign_tasks(campaign, media_files, 3)
@@ -311,7 +389,7 @@ def test_answers_given_while_the_server_is_down_are_stored_once_it_is_back(
 
 
 def test_a_reviewer_settles_a_disputed_clip_and_the_dashboard_shows_it(
-    server, page, campaign, rita, media_files
+    server, page, campaign, rita, media_files, screenshots
 ):
     voters = [UserFactory(username=f"voter{i}") for i in range(5)]
     f, su, n = Answer.FEAR, Answer.SURPRISE, Answer.NEUTRAL
@@ -327,8 +405,7 @@ def test_a_reviewer_settles_a_disputed_clip_and_the_dashboard_shows_it(
     page.wait_for_selector("#voters li")
     assert page.locator("#voters li").count() == 5
     page.wait_for_function("document.getElementById('video').readyState >= 2")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "review.png"), full_page=True)
 
     page.keyboard.press("3")  # fear
     wait_for(lambda: Task.objects.get(pk=disputed.pk).status == "adjudicated")
@@ -343,7 +420,7 @@ def test_a_reviewer_settles_a_disputed_clip_and_the_dashboard_shows_it(
     assert page.text_content("#progress [data-status=adjudicated] .n") == "1"
     assert page.text_content("#progress [data-status=disputed] .n") == "1"
     page.wait_for_selector("#balance .bar")
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
 
     # Improper batches are decided with keys too: A accepts the first, R twice rejects it.
     first, second = (
@@ -375,3 +452,125 @@ def test_an_annotator_cannot_open_the_review_or_dashboard_pages(server, page, ca
         assert "You cannot open this page" in page.text_content("main")
     response = page.goto(f"{server.url}/campaigns/{campaign.pk + 1000}/annotate/")
     assert response.status == 404
+
+
+def clip_of(assignment: str):
+    return Assignment.objects.select_related("task__clip").get(pk=int(assignment)).task.clip
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_the_workspace_shows_one_clip_at_a_time_its_buttons_stay_put_and_nothing_once_done(
+    server, sized_page, campaign, alice, media_files, screenshots, viewport
+):
+    page = sized_page
+    campaign.gold_share = 0
+    campaign.save()
+    campaign_tasks(campaign, media_files, len(SHAPES))  # one clip of each shape
+    log_in(page, server, "alice")
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/annotate/")
+    buttons = "#answers button, .controls button"
+    where = None
+    shapes = set()
+    previous = None
+    for i in range(len(SHAPES)):
+        assignment = shown_assignment(page, previous)
+        clip = clip_of(assignment)
+        video = the_one_visible_video(page)
+        # The visible player is the current clip: its id, and the frames it decoded.
+        assert video["clip"] == str(clip.pk)
+        assert video["frame"] == [clip.width, clip.height]
+        shapes.add((clip.width, clip.height))
+        no_sideways_scroll(page)
+        now = page.evaluate(BOXES, buttons)
+        assert len(now) == 16
+        assert where is None or now == where, f"the buttons moved on clip {i}"
+        where = now
+        if i == 0:
+            page.screenshot(path=str(screenshots / f"workspace-{viewport}.png"))
+        if i == 1:
+            # Undo shows the answered clip again, alone, in the same place.
+            page.wait_for_selector("#pending", state="hidden")
+            page.keyboard.press("u")
+            page.wait_for_function("document.getElementById('app').dataset.mode === 'correcting'")
+            page.wait_for_function("document.getElementById('video').readyState >= 2")
+            video = the_one_visible_video(page)
+            assert video["clip"] == str(clip_of(previous).pk)
+            assert page.evaluate(BOXES, buttons) == where
+            if viewport == "laptop":
+                page.screenshot(path=str(screenshots / "workspace-undo.png"))
+            page.keyboard.press("Escape")
+            page.wait_for_function(
+                "(a) => document.getElementById('app').dataset.mode === 'answering' && "
+                "document.getElementById('app').dataset.assignment === a",
+                arg=assignment,
+            )
+            assert the_one_visible_video(page)["clip"] == str(clip.pk)
+        page.keyboard.press("4")
+        previous = assignment
+    assert len(shapes) == len(SHAPES)
+
+    # Nothing is left: the page says so, and no frame or poster of an answered clip remains.
+    page.wait_for_function(
+        "document.getElementById('state').textContent.includes('No clip is left')"
+    )
+    page.wait_for_selector("#pending", state="hidden")
+    assert visible_videos(page) == []
+    player = page.evaluate(
+        "(() => { const v = document.getElementById('video');"
+        " return [v.getAttribute('src'), v.getAttribute('poster')]; })()"
+    )
+    assert player == [None, None]
+    assert all(v["paused"] for v in page.evaluate(VIDEOS))  # nothing plays out of sight either
+    assert page.evaluate(BOXES, buttons) == where
+    page.wait_for_function("document.getElementById('progress').textContent.includes('all done')")
+    assert " of " not in page.text_content("#progress")
+    no_sideways_scroll(page)
+    page.screenshot(path=str(screenshots / f"workspace-done-{viewport}.png"))
+    wait_for(lambda: Vote.objects.filter(annotator=alice).count() == len(SHAPES))
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_the_review_page_shows_one_clip_confirms_each_decision_and_nothing_once_done(
+    server, sized_page, campaign, rita, media_files, screenshots, viewport
+):
+    page = sized_page
+    voters = [UserFactory(username=f"voter{i}") for i in range(5)]
+    f, su, n = Answer.FEAR, Answer.SURPRISE, Answer.NEUTRAL
+    # A portrait clip, then a wide one.
+    first = voted_task(campaign, [f, su, f, su, n], voters, clip=real_clip(media_files, 1))
+    second = voted_task(campaign, [n, su, n, su, f], voters, clip=real_clip(media_files, 2))
+    assert first.status == second.status == "disputed"
+    log_in(page, server, "rita")
+    page.goto(f"{server.url}/campaigns/{campaign.pk}/review/")
+    where = None
+    for n_left, task in ((1, first), (0, second)):
+        page.wait_for_function(
+            "(t) => document.getElementById('app').dataset.task === String(t) && "
+            "document.getElementById('video').readyState >= 2",
+            arg=task.pk,
+        )
+        video = the_one_visible_video(page)
+        assert video["clip"] == str(task.pk)  # the review player is keyed by task
+        assert video["frame"] == [task.clip.width, task.clip.height]
+        no_sideways_scroll(page)
+        now = page.evaluate(BOXES, "#decide button")
+        assert len(now) == 9
+        assert where is None or now == where, "the decision buttons moved"
+        where = now
+        if task == first:
+            page.screenshot(path=str(screenshots / f"review-{viewport}.png"))
+        page.keyboard.press("3")  # fear
+        page.wait_for_selector("#confirm:not([hidden])")
+        text = page.text_content("#confirm")
+        assert f"Saved: {task.clip.name} labelled Fear." in text
+        assert ("1 left to review" if n_left else "No disputed clip is left") in text
+        assert page.is_visible("#confirm")
+        wait_for(lambda t=task: Task.objects.get(pk=t.pk).status == "adjudicated")
+    # Nothing matches any more: nothing plays, no poster stays, the page says so.
+    page.wait_for_selector("#empty:not([hidden])")
+    assert page.is_visible("#empty")
+    assert visible_videos(page) == []
+    state = page.evaluate(VIDEOS)[0]
+    assert (state["src"], state["poster"], state["paused"]) == ("", "", True)
+    no_sideways_scroll(page)
+    page.screenshot(path=str(screenshots / f"review-done-{viewport}.png"))

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from annotations.models import Campaign, Role
+from annotations.models import Campaign, Role, Task
 from annotations.services import campaign_add_clips, campaign_create, membership_set
 from clips import media
 from clips.models import Scene
@@ -44,18 +44,29 @@ class Command(BaseCommand):
         for username, user in users.items():
             role = {"admin": Role.ADMIN, "reviewer": Role.REVIEWER}.get(username, Role.ANNOTATOR)
             membership_set(campaign=campaign, user=user, role=role)
+        # A demo clip is known by its name in the demo campaign, not by its file's checksum:
+        # another ffmpeg build encodes the same clip to other bytes, and the demo must not grow
+        # by six clips each time the system ffmpeg changes.
+        present = set(
+            Task.objects.filter(campaign=campaign, clip__name__startswith="demo-").values_list(
+                "clip__name", flat=True
+            )
+        )
         clips = []
         with tempfile.TemporaryDirectory(prefix="lsf-demo-") as tmp:
             for index, (folder, pattern, seconds) in enumerate(DEMO_CLIPS):
                 path = Path(tmp) / f"demo-{index}.mp4"
+                if path.name in present:
+                    continue
                 media.make_test_video(path, seconds=seconds, pattern=pattern)
                 with transaction.atomic():
                     clip, _ = clip_create(
                         path=path, scene=Scene.objects.get(folder=folder), name=path.name
                     )
                 clips.append(clip)
-        added = campaign_add_clips(campaign=campaign, clips=clips)
-        self.stdout.write(f"demo campaign ready: {len(clips)} clips ({added} new)")
+        added = campaign_add_clips(campaign=campaign, clips=clips) if clips else 0
+        total = len(present) + added
+        self.stdout.write(f"demo campaign ready: {total} clips ({added} new)")
 
     def _users(self) -> dict:
         User = get_user_model()

@@ -56,7 +56,8 @@ export function showMessage(text, kind = "error") {
   if (!el) return;
   el.hidden = !text;
   el.textContent = text || "";
-  el.className = "message " + kind;
+  el.classList.add("message");
+  el.classList.toggle("info", kind === "info");
 }
 
 export function explain(err) {
@@ -71,16 +72,10 @@ export function explain(err) {
 }
 
 // The seven FERV39k classes in their release (alphabetical) order, then PASS; keys 1-7 and 0.
-export const ANSWERS = [
-  { key: "angry", name: "Angry", hotkey: "1" },
-  { key: "disgust", name: "Disgust", hotkey: "2" },
-  { key: "fear", name: "Fear", hotkey: "3" },
-  { key: "happy", name: "Happy", hotkey: "4" },
-  { key: "neutral", name: "Neutral", hotkey: "5" },
-  { key: "sad", name: "Sad", hotkey: "6" },
-  { key: "surprise", name: "Surprise", hotkey: "7" },
-  { key: "pass", name: "PASS", hotkey: "0" },
-];
+// The page carries them (frontend/views.py renders labelstudio_ferv/expressions.py into
+// <script id="answers-data">), so the browser never keeps a copy of its own.
+const answersData = document.getElementById("answers-data");
+export const ANSWERS = answersData ? JSON.parse(answersData.textContent) : [];
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -14,7 +14,8 @@ const CLASSES = ANSWERS.filter((a) => a.key !== "pass");
 const STATUSES = [
   ["clips", "Clips"], ["collecting", "In progress (collecting votes)"], ["trusted", "Trusted"],
   ["disputed", "Disputed"], ["discarded", "Discarded"], ["adjudicated", "Adjudicated"],
-  ["gold", "Gold"], ["votes", "Votes"], ["live_assignments", "Being looked at now"],
+  ["gold", "Gold"], ["failed", "Failed media (not counted above)"], ["votes", "Votes"],
+  ["live_assignments", "Being looked at now"],
 ];
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);

@@ -9,6 +9,7 @@ const video = document.getElementById("video");
 let items = [];
 let index = 0;
 let busy = false;
+let confirmTimer = null;
 
 const leadingSel = document.getElementById("f-leading");
 for (const a of ANSWERS) leadingSel.append(el("option", { value: a.key, text: a.name }));
@@ -46,6 +47,7 @@ function name(key) {
 function render() {
   const item = items[index];
   document.getElementById("empty").hidden = Boolean(item);
+  app.dataset.empty = item ? "0" : "1";
   app.dataset.task = item ? String(item.task) : "";
   const queueEl = document.getElementById("queue");
   queueEl.replaceChildren(...items.map((it, i) => el("li", { "aria-current": i === index ? "true" : "false" },
@@ -56,7 +58,13 @@ function render() {
   const voters = document.getElementById("voters");
   const decide = document.getElementById("decide");
   if (!item) {
+    // Nothing matches: stop and blank the player, so no settled clip keeps playing here.
+    video.hidden = true;
+    video.pause();
     video.removeAttribute("src");
+    video.removeAttribute("poster");
+    delete video.dataset.task;
+    video.load();
     counts.replaceChildren();
     voters.replaceChildren();
     decide.replaceChildren();
@@ -64,6 +72,7 @@ function render() {
     document.getElementById("item-title").textContent = "Disputed clips";
     return;
   }
+  video.hidden = false;
   document.getElementById("item-title").textContent = `Clip ${index + 1} of ${items.length}: ${item.clip.name}`;
   if (video.dataset.task !== String(item.task)) {
     video.dataset.task = String(item.task);
@@ -95,16 +104,31 @@ function render() {
   );
 }
 
+// Say what was saved, in a status line floating at the top of the window for a few seconds.
+function confirmDecision(item, body) {
+  const what = body.action === "label" ? `labelled ${name(body.label)}`
+    : body.action === "discard" ? "discarded"
+    : "sent back for one more vote";
+  const left = items.length === 0 ? "No disputed clip is left." : `${items.length} left to review.`;
+  const box = document.getElementById("confirm");
+  box.textContent = `Saved: ${item.clip.name} ${what}. ${left}`;
+  box.hidden = false;
+  clearTimeout(confirmTimer);
+  confirmTimer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
 async function decideTask(body) {
   const item = items[index];
   if (!item || busy) return;
   busy = true;
   showMessage(null);
+  document.getElementById("confirm").hidden = true;
   try {
     await api("POST", `${base}tasks/${item.task}/decisions/`, { ...body, version: item.review_version });
     items.splice(index, 1);
     render();
     await loadQueue(items[index] ? items[index].task : undefined);
+    confirmDecision(item, body);
   } catch (err) {
     showMessage(explain(err));
     if (err.code === "stale_version") await loadQueue(item.task);

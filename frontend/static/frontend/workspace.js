@@ -72,7 +72,10 @@ function countStored() {
 function renderProgress() {
   const today = answeredToday === null ? "…" : answeredToday;
   const total = answered === null ? "…" : answered;
-  const of = clipTotal === null ? "" : ` of ${clipTotal} clips`;
+  // Once nothing is left for this annotator, "15 of 18" would read as work still to do: the
+  // other clips have their votes from others (or were set aside), so only the count is shown.
+  const done = finished && queue.length === 0;
+  const of = done ? " · all done" : clipTotal === null ? "" : ` of ${clipTotal} clips`;
   progressEl.textContent = `Answered today: ${today} · in this campaign: ${total}${of}`;
 }
 
@@ -101,13 +104,18 @@ function load(element, clip) {
 // (paused, slowed, stepped), so a render after a response never disturbs the annotator.
 function show(clip) {
   if (!clip) {
+    // Nothing to work on: no frame or poster of an answered clip stays on screen.
+    video.hidden = true;
     if (video.dataset.clip) {
+      video.pause();
       video.removeAttribute("src");
+      video.removeAttribute("poster");
       delete video.dataset.clip;
       video.load();
     }
     return;
   }
+  video.hidden = false;
   if (video.dataset.clip === String(clip.id)) return;
   if (spare.dataset.clip === String(clip.id)) {
     // The clip was preloaded: swap the two elements, no request is made now.
@@ -165,6 +173,8 @@ function render() {
   for (const b of document.querySelectorAll("#answers button")) {
     b.setAttribute("aria-pressed", correcting && b.dataset.label === correcting.label ? "true" : "false");
   }
+  document.getElementById("answers").classList.toggle("idle", !shown);
+  stateEl.classList.toggle("alone", !shown);
   if (shown) {
     setState(null);
     show(shown.clip);
@@ -191,6 +201,7 @@ function reconcile(offer) {
   }
   finished = offer === null && !current && upcoming.length === 0;
   render();
+  renderProgress();
 }
 
 function retryLater(what) {
