@@ -68,14 +68,6 @@ class SourceVideo(models.Model):
     """
 
     scene = models.ForeignKey(Scene, on_delete=models.PROTECT, related_name="source_videos")
-    # The campaign the candidate clips go to. A campaign that is deleted leaves its media.
-    campaign = models.ForeignKey(
-        "annotations.Campaign",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="source_videos",
-    )
     title = models.CharField(max_length=255, blank=True)
     original = models.FileField(upload_to="sources/%Y/%m/", max_length=500)
     checksum = models.CharField(max_length=64, unique=True)

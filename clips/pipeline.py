@@ -1,9 +1,9 @@
 """Writes for source videos: import a raw video, run its candidate pipeline stage by stage, retry.
 
-The pure work is in ``candidates.py``; this module stores every stage's output on the
+The pure work is in ``candidates/``; this module stores every stage's output on the
 ``SourceVideo`` row, hands the cut clips to ``services.clip_create`` (the one ingestion path) and
-adds them to the video's campaign. The design is described in CANDIDATES.md, "In the
-application".
+announces them (``signals.source_clips_cut``): the campaign a video feeds is the business of
+``annotations.intake``. The design is described in CANDIDATES.md, "In the application".
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import candidates, media, services
 from .models import PIPELINE_STAGES, Candidate, Clip, MediaStatus, Scene, SourceVideo, Stage
+from .signals import source_clips_cut
 
 logger = logging.getLogger(__name__)
 
@@ -147,16 +148,15 @@ def source_video_create(
     *,
     path: Path,
     scene: Scene,
-    campaign,
     title: str = "",
     params: dict[str, Any] | None = None,
     created_by=None,
 ) -> tuple[SourceVideo, bool]:
-    """Store a raw video for ``campaign`` and start its pipeline after commit.
+    """Store a raw video and start its pipeline after commit.
 
-    Return ``(video, created)``. The video is known by its content: importing it again into
-    the same campaign returns the existing row and starts nothing. Raise ValidationError for a
-    file that is not a readable video, Conflict when another campaign imported it.
+    Return ``(video, created)``. The video is known by its content: importing it again returns
+    the existing row and starts nothing. Raise ValidationError for a file that is not a
+    readable video.
     """
     title = (title or path.name)[:255]
     params = check_params(params)
@@ -169,7 +169,7 @@ def source_video_create(
     checksum = media.file_sha256(path)
     existing = SourceVideo.objects.filter(checksum=checksum).first()
     if existing is not None:
-        return _join_campaign(existing, campaign), False
+        return existing, False
     probe: media.ProbeResult | None = None
     try:
         probe = media.probe(path)
@@ -183,7 +183,6 @@ def source_video_create(
             checksum=checksum,
             defaults={
                 "scene": scene,
-                "campaign": campaign,
                 "title": title,
                 "original": stored,
                 "params": params,
@@ -202,54 +201,40 @@ def source_video_create(
     if not created:
         # Another importer stored the same content between our check and our insert.
         default_storage.delete(stored)
-        return _join_campaign(video, campaign), False
+        return video, False
     return video, True
 
 
-def source_video_create_from_upload(
-    *, upload: UploadedFile, scene: Scene, campaign, title: str = "", params=None, created_by=None
-) -> tuple[SourceVideo, bool]:
-    """Check an uploaded source video's size, then import it like a file on disk."""
+def source_video_check_upload(*, upload: UploadedFile) -> None:
+    """Raise PayloadTooLarge for an uploaded source video over the size limit."""
     limit = source_max_upload_bytes()
     if upload.size is not None and upload.size > limit:
         raise PayloadTooLarge(
             f"{upload.name}: {upload.size / 2**20:.0f} MiB is over the "
             f"{limit / 2**20:.0f} MiB limit for a source video"
         )
+
+
+def source_video_create_from_upload(
+    *, upload: UploadedFile, scene: Scene, title: str = "", params=None, created_by=None
+) -> tuple[SourceVideo, bool]:
+    """Check an uploaded source video's size, then import it like a file on disk."""
+    source_video_check_upload(upload=upload)
     with services._upload_path(upload) as path:
         return source_video_create(
             path=path,
             scene=scene,
-            campaign=campaign,
             title=title or upload.name or "",
             params=params,
             created_by=created_by,
         )
 
 
-def _join_campaign(video: SourceVideo, campaign) -> SourceVideo:
-    """Return an already imported video, adopting it if no campaign owns it."""
-    if video.campaign_id == campaign.pk:
-        return video
-    if video.campaign_id is not None:
-        raise Conflict(
-            f"{video.title or 'this video'}: already imported into another campaign "
-            f"(source video {video.pk}); a video feeds one campaign"
-        )
-    from annotations.services import campaign_add_clips
-
-    with transaction.atomic():
-        # Only an orphan (its campaign was deleted, or it predates the pipeline) is adopted.
-        adopted = SourceVideo.objects.filter(pk=video.pk, campaign=None).update(campaign=campaign)
-        if not adopted:
-            raise Conflict(f"{video.title or 'this video'}: was just imported elsewhere")
-        campaign_add_clips(
-            campaign=campaign, clips=Clip.objects.filter(candidates__source_video=video)
-        )
-        if video.status == MediaStatus.PENDING:
-            _enqueue_stage(video.pk, video.stage)
-    video.campaign = campaign
-    return video
+def source_video_enqueue_pending(*, video_id: int) -> None:
+    """Send the next stage of a video that waits for a worker (a video adopted again)."""
+    row = SourceVideo.objects.filter(pk=video_id, status=MediaStatus.PENDING).first()
+    if row is not None:
+        _enqueue_stage(row.pk, row.stage)
 
 
 def _store_original(path: Path, checksum: str, name: str) -> str:
@@ -361,7 +346,7 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
     claim = _claim(video_id, stage)
     if claim is None:
         return
-    video = SourceVideo.objects.select_related("scene", "campaign").get(pk=video_id)
+    video = SourceVideo.objects.select_related("scene").get(pk=video_id)
     params = {**DEFAULT_PARAMS, "detector": default_detector(), **video.params}
     started = time.monotonic()
     try:
@@ -542,7 +527,7 @@ def _run_tracks(video: SourceVideo, params: dict, claim: _Claim) -> dict[str, An
 
 
 def _run_clips(video: SourceVideo, params: dict, claim: _Claim) -> dict[str, Any]:
-    """Plan the candidate clips, cut each one and ingest it into the video's campaign."""
+    """Plan the candidate clips, cut each one, ingest it and announce it."""
     tracks = [candidates.Track.from_dict(t) for t in video.tracks]
     plan = candidates.plan_clips(
         tracks,
@@ -580,8 +565,6 @@ def _row_key(row: Candidate) -> tuple[int, int, int, int, int]:
 def _cut_and_ingest(
     video: SourceVideo, plan: list[candidates.CandidateClip], claim: _Claim, *, fps: float
 ) -> None:
-    from annotations.services import campaign_add_clips
-
     wanted = {_candidate_key(c): c for c in plan}
     # Candidates an earlier run planned but this one does not (other settings, a better
     # detector), and that never became a clip, are dropped; those with a clip stay with it.
@@ -640,8 +623,10 @@ def _cut_and_ingest(
                             name=f"{label}/track{planned.track_id}-{planned.piece}",
                         )
                         Candidate.objects.filter(pk=row.pk).update(clip=clip, error="")
-                        if video.campaign is not None:
-                            campaign_add_clips(campaign=video.campaign, clips=[clip])
+                        # In the clip's transaction: a listener's task row commits with it.
+                        source_clips_cut.send(
+                            sender=SourceVideo, source_video_id=video.pk, clip_ids=[clip.pk]
+                        )
                 except (candidates.CandidateError, ValidationError) as exc:
                     message = getattr(exc, "reason", None) or getattr(exc, "message", str(exc))
                     failures.append(message)
@@ -651,12 +636,11 @@ def _cut_and_ingest(
                         path.unlink(missing_ok=True)
                 done += 1
                 claim.report(done, len(plan))
-    if video.campaign is not None:
-        # Clips cut by an earlier run join the campaign too (e.g. after it adopted the video).
-        planned_rows = [rows[key].pk for key in wanted]
-        campaign_add_clips(
-            campaign=video.campaign, clips=Clip.objects.filter(candidates__in=planned_rows)
-        )
+    # Clips cut by an earlier run are announced too (e.g. a campaign adopted the video since).
+    planned_rows = [rows[key].pk for key in wanted]
+    earlier = list(Clip.objects.filter(candidates__in=planned_rows).values_list("pk", flat=True))
+    if earlier:
+        source_clips_cut.send(sender=SourceVideo, source_video_id=video.pk, clip_ids=earlier)
     if failures:
         raise _StageFailed(
             f"{len(failures)} of {len(plan)} clips could not be cut; first reason: {failures[0]}"
@@ -758,7 +742,7 @@ def source_videos_requeue_stale(*, older_than_s: int = 900, limit: int = 1000) -
     stopped beating that long ago: messages lost while the broker was down, dead workers whose
     task retries ran out. Claims make a duplicate message harmless."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    stale = SourceVideo.objects.exclude(campaign=None).filter(
+    stale = SourceVideo.objects.filter(
         Q(status=MediaStatus.PENDING, updated_at__lt=cutoff)
         | Q(status=MediaStatus.PROCESSING, heartbeat_at__lt=cutoff)
     )

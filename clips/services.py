@@ -1,7 +1,8 @@
 """Writes for clips: ingest files and frame folders, transcode them, retry failures.
 
 Every import path (API upload, ``import_clips`` command, candidate generation, demo data) ends in
-``clip_create``; every transcode goes through ``clip_process``.
+``clip_create``; every transcode goes through ``clip_process``. Campaigns are not known here:
+``annotations.intake`` adds what was ingested to a campaign.
 """
 
 from __future__ import annotations
@@ -276,21 +277,16 @@ def clips_requeue_stale(*, older_than_s: int = 900) -> int:
     return len(ids)
 
 
-def campaign_ingest(
-    *, campaign, items: list[tuple], reference_labels: bool = False
-) -> list[IngestResult]:
-    """Ingest several inputs into a campaign; one bad input never stops the others.
+def clips_ingest(*, items: list[tuple], reference_labels: bool = False) -> list[IngestResult]:
+    """Ingest several inputs; one bad input never stops the others.
 
     ``items`` holds ``(name, scene, source)`` or ``(name, scene, source, extra)``: ``source`` is
     an UploadedFile or a Path, ``scene`` None means no scene was given (the input is rejected)
     and ``extra`` may hold ``start_s``, ``end_s`` and ``source_video`` (an id or title). With
     ``reference_labels`` the expression named by a release-style path is kept as the clip's
-    reference label.
+    reference label. Each accepted input's result carries its clip id.
     """
-    from annotations.services import campaign_add_clips
-
     results: list[IngestResult] = []
-    clips: list[Clip] = []
     for name, scene, source, *rest in items:
         extra = dict(rest[0]) if rest else {}
         try:
@@ -313,11 +309,8 @@ def campaign_ingest(
         except media.TransientMediaError as exc:
             results.append(IngestResult(name=name, status="rejected", message=exc.reason))
             continue
-        clips.append(clip)
         status = "created" if created else "existing"
         results.append(IngestResult(name=name, status=status, clip_id=clip.pk))
-    if clips:
-        campaign_add_clips(campaign=campaign, clips=clips)
     return results
 
 

@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from annotations import intake
 from annotations.models import Task
 from clips import candidates, pipeline
 from clips.models import Candidate, Clip, MediaStatus, SourceVideo, Stage
@@ -96,7 +97,11 @@ def test_an_uploaded_video_becomes_face_clips_ready_to_label(
     assert response.json()["created"] is True
     video = SourceVideo.objects.get()
     assert (video.status, video.stage, video.failed_stage, video.error) == ("ready", "done", "", "")
-    assert (video.campaign, video.scene.folder, video.frame_count) == (campaign, "Interview", 190)
+    assert (video.campaign_link.campaign, video.scene.folder, video.frame_count) == (
+        campaign,
+        "Interview",
+        190,
+    )
 
     detail = api(adam).get(f"{videos_url(campaign)}{video.pk}/").json()
     # The hard cuts, within 2 frames.
@@ -275,7 +280,7 @@ def test_a_stage_is_run_by_one_delivery_at_a_time(
 ):
     path, _ = scenes_video
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        video, created = pipeline.source_video_create(
+        video, created = intake.campaign_source_video_import(
             path=path, scene=campaign_scene(), campaign=campaign
         )
     assert created and len(queued) == 1  # the scan, sent after commit
@@ -420,7 +425,7 @@ def test_a_real_worker_runs_the_pipeline_stage_by_stage(celery_worker, scenes_vi
     campaign = CampaignFactory(name="worker campaign")
     admin_user = UserFactory(username="wadmin")
     MembershipFactory(campaign=campaign, user=admin_user, role="admin")
-    video, created = pipeline.source_video_create(
+    video, created = intake.campaign_source_video_import(
         path=path, scene=campaign_scene(), campaign=campaign, params={"max_frames": 47}
     )
     assert created  # committed (no transaction here): the scan is on its way to the worker
@@ -455,7 +460,7 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
         lambda *a, **k: (_ for _ in ()).throw(candidates.CandidateError("tracker down")),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=path, scene=campaign_scene(), campaign=campaign
         )
     page = client.get("/admin/clips/sourcevideo/")
@@ -483,7 +488,7 @@ def test_lost_messages_and_dead_workers_are_swept_up(
     from clips.tasks import requeue_stale_clips
 
     with django_capture_on_commit_callbacks(execute=False):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=scenes_video[0], scene=campaign_scene(), campaign=campaign
         )
     long_ago = timezone.now() - timedelta(hours=1)
@@ -515,7 +520,7 @@ def test_a_full_disk_is_retried_with_backoff_then_reported(
     from clips import tasks
 
     with django_capture_on_commit_callbacks(execute=False):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=scenes_video[0], scene=campaign_scene(), campaign=campaign
         )
 
