@@ -19,7 +19,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import zipfile
@@ -35,7 +34,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
-from clips import media
+from clips import ffmpeg
 from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_NAMES, N_ANSWERS
 from labelstudio_ferv.queue import enqueue_on_commit
@@ -515,12 +514,13 @@ def _add_frames(
         with default_storage.open(video, "rb") as src, source.open("wb") as dst:
             shutil.copyfileobj(src, dst)
     cmd = [
-        media.ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(source), "-q:v", "2",
+        ffmpeg.ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(source), "-q:v", "2",
         "-start_number", "1", str(frames / "%05d.jpg"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=FRAME_TIMEOUT_S)
+    done = ffmpeg.run(cmd, FRAME_TIMEOUT_S)
     if done.returncode != 0:
-        raise RuntimeError(f"Clip {clip_id}: ffmpeg could not read its video: {done.stderr[-300:]}")
+        reason = ffmpeg.failure_reason(done.stderr)
+        raise RuntimeError(f"Clip {clip_id}: ffmpeg could not read its video: {reason}")
     for frame in sorted(frames.iterdir()):
         archive.write(frame, arcname=f"{folder}/{frame.name}", compress_type=zipfile.ZIP_STORED)
 

@@ -25,23 +25,21 @@ are ``frame / fps``: sources are assumed to have a constant frame rate.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import ffmpeg as ff
+
 StrPath = str | os.PathLike[str]
 
-FFMPEG = "ffmpeg"
-FFPROBE = "ffprobe"
 
 # Width of the frames the analysis stage decodes (never upscaled). Haar finds faces down to about
 # 24 px here, i.e. about 50 px in a 640-wide source: smaller faces make useless 224 px crops.
@@ -451,44 +449,15 @@ class HaarFaceDetector:
 
 
 def probe_video(video_path: StrPath) -> VideoInfo:
-    """Read the display size and frame rate of the first video stream with ffprobe."""
-    cmd = [
-        FFPROBE, "-v", "error", "-select_streams", "v:0",
-        "-show_entries", "stream=width,height,avg_frame_rate,r_frame_rate:stream_tags=rotate"
-        ":stream_side_data=rotation",
-        "-of", "json", os.fspath(video_path),
-    ]  # fmt: skip
+    """Read the display size and frame rate of the first video stream (see ``ffmpeg.probe_video``,
+    which applies the display rotation as ffmpeg's decoder does)."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CandidateError(f"ffprobe failed: {exc}") from exc
-    if done.returncode != 0:
-        raise CandidateError(f"not a readable video: {_tail(done.stderr)}")
-    streams = json.loads(done.stdout or "{}").get("streams") or []
-    if not streams:
-        raise CandidateError("the file has no video stream")
-    stream = streams[0]
-    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
-    if width <= 0 or height <= 0:
+        result, _ = ff.probe_video(video_path)
+    except ff.CorruptMediaError as exc:
+        raise CandidateError(f"not a readable video: {exc.reason}") from exc
+    if result.width <= 0 or result.height <= 0:
         raise CandidateError("the video stream has no frame size")
-    fps = 0.0
-    for key in ("avg_frame_rate", "r_frame_rate"):
-        try:
-            fps = float(Fraction(stream.get(key) or "0/1"))
-        except (ValueError, ZeroDivisionError):
-            fps = 0.0
-        if 1.0 <= fps <= 240.0:
-            break
-    else:
-        raise CandidateError("the video has no usable frame rate")
-    rotation = 0.0
-    for side in stream.get("side_data_list") or []:
-        if "rotation" in side:
-            rotation = float(side["rotation"])
-    rotation = float((stream.get("tags") or {}).get("rotate", rotation))
-    if round(abs(rotation)) % 180 == 90:  # ffmpeg autorotates while decoding
-        width, height = height, width
-    return VideoInfo(width=width, height=height, fps=fps)
+    return VideoInfo(width=result.width, height=result.height, fps=result.fps)
 
 
 def _analysis_size(info: VideoInfo, analysis_width: int) -> tuple[int, int]:
@@ -509,7 +478,7 @@ def iter_frames(
     channels = 3 if color else 1
     frame_bytes = width * height * channels
     cmd = [
-        FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error",
+        ff.ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error",
         "-i", os.fspath(video_path), "-map", "0:v:0", "-an", "-sn", "-dn",
         "-vf", f"scale={width}:{height}:flags=area",
         "-fps_mode", "passthrough",
@@ -987,7 +956,7 @@ def cut_clip(
     os.close(fd)
     tmp = Path(tmp_name)
     cmd = [
-        FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        ff.ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         *seek, "-i", os.fspath(video_path),
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-vf", filters, "-fps_mode", "passthrough", "-frames:v", str(frames),
@@ -1092,7 +1061,7 @@ def cut_clips(
                 "-f", "mp4", tmp_name,
             ]  # fmt: skip
         cmd = [
-            FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            ff.ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
             *seek, "-i", os.fspath(video_path), "-filter_complex", ";".join(graph), *outputs,
         ]  # fmt: skip
         try:

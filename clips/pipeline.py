@@ -363,7 +363,7 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
         _mark_failed(claim, exc.reason)
         return
     except OSError as exc:
-        if exc.errno in media._TRANSIENT_ERRNOS:
+        if exc.errno in media.TRANSIENT_ERRNOS:
             _release(claim)
             raise TransientStageError(f"{exc.strerror} ({exc.filename or 'no file'})")
         _mark_failed(claim, f"could not read or write a file: {exc}")

@@ -368,3 +368,20 @@ def _fake_original(clip):
     import contextlib
 
     return contextlib.nullcontext(Path("/nonexistent/original.mp4"))
+
+
+@pytest.mark.django_db
+def test_a_malformed_or_unknown_id_in_a_clip_url_answers_the_json_error(api, adam, campaign):
+    paths = [
+        "/api/v1/campaigns/abc/ingestion/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/abc/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/99999999/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/x1/origin/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/abc/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/99999999/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/-3/retry/",
+    ]
+    for path in paths:
+        response = api(adam).post(path) if path.endswith("retry/") else api(adam).get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found", path

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clips import ffmpeg as ff
 from clips import media
 from clips.media import CorruptMediaError, ProbeResult, TransientMediaError
 
@@ -249,9 +250,9 @@ def test_probe_describes_frame_folders(sources):
 @pytest.mark.parametrize("kind", ["mp4", "avi", "vfr", "ts"])
 def test_probe_without_ffprobe_agrees(sources, monkeypatch, kind):
     expected = media.probe(sources[kind])
-    monkeypatch.setattr(media, "_ffprobe_binary", lambda: None)
+    monkeypatch.setattr(ff, "ffprobe_binary", lambda: None)
     # Skip the Python MP4 reader too, so ffmpeg's log is what gets parsed.
-    monkeypatch.setattr(media, "_probe_mp4", lambda path: None)
+    monkeypatch.setattr(ff, "_probe_mp4", lambda path: None)
     result = media.probe(sources[kind])
     assert (result.frame_count, result.width, result.height, result.codec) == (
         expected.frame_count,
@@ -264,10 +265,10 @@ def test_probe_without_ffprobe_agrees(sources, monkeypatch, kind):
 
 
 def test_mp4_header_reader_agrees_with_ffprobe(sources, monkeypatch):
-    if media._ffprobe_binary() is None:
+    if ff.ffprobe_binary() is None:
         pytest.skip("ffmpeg's log rounds what ffprobe would report exactly")
     fast = media.probe(sources["vfr"])
-    monkeypatch.setattr(media, "_probe_mp4", lambda path: None)
+    monkeypatch.setattr(ff, "_probe_mp4", lambda path: None)
     assert media.probe(sources["vfr"]) == ProbeResult(
         duration_s=pytest.approx(fast.duration_s, abs=1e-5),
         fps=pytest.approx(fast.fps),
