@@ -83,7 +83,7 @@ class SourceVideo(models.Model):
     stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.SCAN)
     failed_stage = models.CharField(max_length=8, choices=Stage.choices, blank=True)
     # Set when a worker claims the stage and renewed while it works: a processing stage whose
-    # heartbeat is older than pipeline.LEASE_S belongs to a dead worker and may be claimed again.
+    # heartbeat is older than leases.LEASE_S belongs to a dead worker and may be claimed again.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The settings of the run (FERV39k defaults, see pipeline.DEFAULT_PARAMS); the same video
     # with the same params gives the same candidates.

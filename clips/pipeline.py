@@ -14,7 +14,6 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from labelstudio_ferv import leases
 from labelstudio_ferv.errors import Conflict, PayloadTooLarge, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
@@ -37,10 +37,9 @@ from .signals import source_clips_cut
 
 logger = logging.getLogger(__name__)
 
-# A processing stage whose heartbeat is older than this belongs to a worker that died (or lost
-# its database): another delivery may claim it. Workers renew it every HEARTBEAT_S at most.
-LEASE_S = 120
-HEARTBEAT_S = 2.0
+# A processing stage whose heartbeat is older than the lease (labelstudio_ferv.leases) belongs
+# to a worker that died: another delivery may claim it.
+LEASE_S = leases.LEASE_S
 # Broker priorities (Redis: 0 is served first). The decode of a new video waits behind the later
 # stages of videos already started and behind clip transcodes, so each video runs to its end
 # and its clips reach annotators before the next video is decoded; previews come last.
@@ -288,10 +287,6 @@ class TransientStageError(Exception):
         self.reason = reason
 
 
-class _LeaseLost(Exception):
-    """Our claim on the stage was taken over (we were presumed dead) or the video was reset."""
-
-
 class _StageFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -300,39 +295,23 @@ class _StageFailed(Exception):
 
 @dataclass
 class _Claim:
-    """A claimed stage: renews the heartbeat and publishes progress while the stage works."""
+    """A claimed stage: its lease, and the progress it publishes with every heartbeat."""
 
     video_id: int
     stage: str
-    beat_at: Any  # the heartbeat we wrote last; any other value means we lost the claim
+    lease: leases.Lease
     progress: dict
-    last_write: float = 0.0
 
     def report(self, done: int, total: int, *, force: bool = False) -> None:
+        """Record progress; renew the heartbeat (and publish it) every HEARTBEAT_S at most.
+
+        Raise LeaseLost when another worker took the stage over.
+        """
         self.progress[self.stage] = {"done": int(done), "total": int(max(total, done))}
-        now = time.monotonic()
-        if not force and now - self.last_write < HEARTBEAT_S:
-            return
-        beat = timezone.now()
-        # Conditional on our own last heartbeat: a worker that was presumed dead and replaced
-        # learns it here, and stops instead of writing over its successor.
-        renewed = SourceVideo.objects.filter(
-            pk=self.video_id,
-            stage=self.stage,
-            status=MediaStatus.PROCESSING,
-            heartbeat_at=self.beat_at,
-        ).update(heartbeat_at=beat, progress=self.progress, updated_at=beat)
-        if not renewed:
-            raise _LeaseLost()
-        self.beat_at, self.last_write = beat, now
+        self.lease.beat(force=force, progress=self.progress)
 
     def guard(self) -> Q:
-        return Q(
-            pk=self.video_id,
-            stage=self.stage,
-            status=MediaStatus.PROCESSING,
-            heartbeat_at=self.beat_at,
-        )
+        return self.lease.guard()
 
 
 def source_video_run_stage(*, video_id: int, stage: str) -> None:
@@ -351,7 +330,7 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
     started = time.monotonic()
     try:
         fields = _RUNNERS[stage](video, params, claim)
-    except _LeaseLost:
+    except leases.LeaseLost:
         logger.warning("video %s: stage %s was taken over by another worker", video_id, stage)
         return
     except OperationalError:
@@ -381,19 +360,17 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
 
 
 def _claim(video_id: int, stage: str) -> _Claim | None:
-    now = timezone.now()
-    # The conditional update is the lock: of two deliveries of one stage only one gets the row;
-    # a processing row is taken over only when its worker stopped beating (died).
-    claimed = (
-        SourceVideo.objects.filter(pk=video_id, stage=stage)
-        .filter(
-            Q(status=MediaStatus.PENDING)
-            | Q(status=MediaStatus.PROCESSING, heartbeat_at__lt=now - timedelta(seconds=LEASE_S))
-            | Q(status=MediaStatus.PROCESSING, heartbeat_at=None)
-        )
-        .update(status=MediaStatus.PROCESSING, heartbeat_at=now, updated_at=now)
+    lease = leases.claim(
+        SourceVideo,
+        pk=video_id,
+        match={"stage": stage},
+        free=Q(status=MediaStatus.PENDING),
+        held=Q(status=MediaStatus.PROCESSING),
+        fields={"status": MediaStatus.PROCESSING},
+        keep=("status",),
+        stamps=("updated_at",),
     )
-    if not claimed:
+    if lease is None:
         busy = SourceVideo.objects.filter(
             pk=video_id, stage=stage, status=MediaStatus.PROCESSING
         ).exists()
@@ -401,7 +378,7 @@ def _claim(video_id: int, stage: str) -> _Claim | None:
             raise StageBusy(f"video {video_id}: stage {stage} is running elsewhere")
         return None  # gone, failed, or already past this stage
     progress = SourceVideo.objects.values_list("progress", flat=True).get(pk=video_id) or {}
-    return _Claim(video_id=video_id, stage=stage, beat_at=now, progress=dict(progress))
+    return _Claim(video_id=video_id, stage=stage, lease=lease, progress=dict(progress))
 
 
 def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
@@ -671,9 +648,7 @@ def source_video_retry(
     stage, ValidationError for a stage that cannot run yet.
     """
     video.refresh_from_db()
-    lease = timezone.now() - timedelta(seconds=LEASE_S)
-    beating = video.heartbeat_at is not None and video.heartbeat_at >= lease
-    if video.status == MediaStatus.PROCESSING and beating:
+    if video.status == MediaStatus.PROCESSING and leases.is_live(video.heartbeat_at):
         raise Conflict(f"the pipeline is running (stage {video.stage}); retry when it stops")
     merged = check_params(
         {k: v for k, v in (params or {}).items() if v is not None},
@@ -741,10 +716,10 @@ def source_videos_requeue_stale(*, older_than_s: int = 900, limit: int = 1000) -
     """Send again the stage of videos pending longer than ``older_than_s``, or whose worker
     stopped beating that long ago: messages lost while the broker was down, dead workers whose
     task retries ran out. Claims make a duplicate message harmless."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = SourceVideo.objects.filter(
-        Q(status=MediaStatus.PENDING, updated_at__lt=cutoff)
-        | Q(status=MediaStatus.PROCESSING, heartbeat_at__lt=cutoff)
+        Q(status=MediaStatus.PENDING)
+        & leases.expired(beat_field="updated_at", lease_s=older_than_s)
+        | Q(status=MediaStatus.PROCESSING) & leases.expired(lease_s=older_than_s)
     )
     with transaction.atomic():
         rows = list(stale.values_list("pk", "stage")[:limit])

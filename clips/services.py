@@ -14,7 +14,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from labelstudio_ferv import leases
 from labelstudio_ferv.errors import PayloadTooLarge, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
@@ -205,10 +205,18 @@ def clip_process(*, clip_id: int) -> None:
     Raise TransientMediaError for failures worth retrying; a corrupt input marks the clip
     failed with ffmpeg's reason and keeps the original.
     """
-    claimed = Clip.objects.filter(
-        pk=clip_id, status__in=[MediaStatus.PENDING, MediaStatus.PROCESSING]
-    ).update(status=MediaStatus.PROCESSING, updated_at=timezone.now())
-    if not claimed:
+    # A transcode is short and idempotent: a processing clip is taken over at once (a lease of
+    # 0 s on ``updated_at``), and whichever run finishes writes the same files.
+    lease = leases.claim(
+        Clip,
+        pk=clip_id,
+        free=Q(status=MediaStatus.PENDING),
+        held=Q(status=MediaStatus.PROCESSING),
+        fields={"status": MediaStatus.PROCESSING},
+        beat_field="updated_at",
+        lease_s=0,
+    )
+    if lease is None:
         return  # gone, ready or failed: nothing to do
     clip = Clip.objects.get(pk=clip_id)
     try:
@@ -264,9 +272,9 @@ def clips_requeue_stale(*, older_than_s: int = 900) -> int:
     that died before it received its task. Processing is idempotent, so a clip still being
     worked on at worst is converted twice.
     """
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = Clip.objects.filter(
-        Q(status=MediaStatus.PENDING) | Q(status=MediaStatus.PROCESSING), updated_at__lt=cutoff
+        Q(status=MediaStatus.PENDING) | Q(status=MediaStatus.PROCESSING),
+        leases.expired(beat_field="updated_at", lease_s=older_than_s),
     )
     with transaction.atomic():
         ids = list(stale.values_list("pk", flat=True)[:10000])
