@@ -21,21 +21,23 @@ from clips.candidates import (
     CandidateClip,
     CandidateError,
     FaceDetector,
-    GenerationResult,
     HaarFaceDetector,
     Shot,
     VideoInfo,
     VideoScan,
-    cut_clip,
     cut_clips,
-    detect_shots,
-    generate_candidates,
     plan_clips,
     scan_video,
     shots_from_scan,
     shots_from_scores,
     split_span,
     track_faces,
+)
+from tests.clips.candidate_reference import (
+    GenerationResult,
+    cut_clip,
+    detect_shots,
+    generate_candidates,
 )
 
 W, H, FPS = 640, 360, 25

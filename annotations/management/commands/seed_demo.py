@@ -10,7 +10,7 @@ from django.db import transaction
 
 from annotations.models import Campaign, Role
 from annotations.services import campaign_add_clips, campaign_create, membership_set
-from clips import media
+from clips import synthetic
 from clips.models import Scene
 from clips.services import clip_create
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="lsf-demo-") as tmp:
             for index, (folder, pattern, seconds) in enumerate(DEMO_CLIPS):
                 path = Path(tmp) / f"demo-{index}.mp4"
-                media.make_test_video(path, seconds=seconds, pattern=pattern)
+                synthetic.make_test_video(path, seconds=seconds, pattern=pattern)
                 with transaction.atomic():
                     clip, _ = clip_create(
                         path=path, scene=Scene.objects.get(folder=folder), name=path.name
