@@ -11,6 +11,7 @@ transaction.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def campaign_upload_clips(
     campaign: Campaign,
     files: list[UploadedFile],
     scenes: list[str],
-    oversized: list[str] = (),  # type: ignore[assignment]
+    oversized: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Ingest uploaded clip files into a campaign; each file is accepted or rejected on its own.
 
@@ -134,7 +135,7 @@ def campaign_source_video_upload(
 ) -> tuple[SourceVideo, bool]:
     """Check an uploaded source video's size, then import it like a file on disk."""
     pipeline.source_video_check_upload(upload=upload)
-    with clip_services._upload_path(upload) as path:
+    with clip_services.upload_path(upload) as path:
         return campaign_source_video_import(
             campaign=campaign,
             path=path,

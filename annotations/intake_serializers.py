@@ -136,7 +136,7 @@ class StageStateOutput(serializers.Serializer):
 class SourceVideoOutput(serializers.ModelSerializer):
     scene = serializers.CharField(source="scene.folder")
     # Annotated by the intake reads (the link lives in annotations.CampaignSourceVideo).
-    campaign_id = serializers.IntegerField(allow_null=True)
+    campaign_id = serializers.IntegerField(allow_null=True, read_only=True)
     status = serializers.ChoiceField(choices=PIPELINE_STATUS)
     failed_stage = serializers.CharField(help_text="The stage that failed, else empty.")
     stages = serializers.SerializerMethodField()

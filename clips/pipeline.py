@@ -214,21 +214,6 @@ def source_video_check_upload(*, upload: UploadedFile) -> None:
         )
 
 
-def source_video_create_from_upload(
-    *, upload: UploadedFile, scene: Scene, title: str = "", params=None, created_by=None
-) -> tuple[SourceVideo, bool]:
-    """Check an uploaded source video's size, then import it like a file on disk."""
-    source_video_check_upload(upload=upload)
-    with services._upload_path(upload) as path:
-        return source_video_create(
-            path=path,
-            scene=scene,
-            title=title or upload.name or "",
-            params=params,
-            created_by=created_by,
-        )
-
-
 def source_video_enqueue_pending(*, video_id: int) -> None:
     """Send the next stage of a video that waits for a worker (a video adopted again)."""
     row = SourceVideo.objects.filter(pk=video_id, status=MediaStatus.PENDING).first()

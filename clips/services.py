@@ -123,14 +123,14 @@ def clip_create_from_upload(
             f"{upload.name}: {upload.size / 2**20:.1f} MiB is over the "
             f"{limit / 2**20:.1f} MiB limit for one clip"
         )
-    with _upload_path(upload) as path:
+    with upload_path(upload) as path:
         return clip_create(
             path=path, scene=scene, name=upload.name or "", reference_label=reference_label
         )
 
 
 @contextlib.contextmanager
-def _upload_path(upload: UploadedFile) -> Iterator[Path]:
+def upload_path(upload: UploadedFile) -> Iterator[Path]:
     """Yield a path to the uploaded bytes (large uploads already sit in a temporary file)."""
     if hasattr(upload, "temporary_file_path"):
         yield Path(upload.temporary_file_path())

@@ -355,6 +355,25 @@ def test_a_video_feeds_one_campaign(
 
 
 @pytest.mark.django_db
+def test_a_video_left_by_a_deleted_campaign_is_adopted_with_its_clips(
+    api, adam, campaign, scenes_video, django_capture_on_commit_callbacks
+):
+    import_video(api, adam, campaign, scenes_video[0], django_capture_on_commit_callbacks)
+    video = SourceVideo.objects.get()
+    clips = set(Clip.objects.filter(source_video=video).values_list("pk", flat=True))
+    assert clips and set(Task.objects.values_list("clip_id", flat=True)) == clips
+    campaign.delete()  # its tasks and its link go; the media stays
+    assert SourceVideo.objects.filter(pk=video.pk).exists() and not Task.objects.exists()
+    other = CampaignFactory(name="Another campaign")
+    MembershipFactory(campaign=other, user=adam, role="admin")
+    response = import_video(api, adam, other, scenes_video[0], django_capture_on_commit_callbacks)
+    assert (response.status_code, response.json()["created"]) == (200, False)
+    assert response.json()["video"]["campaign_id"] == other.pk
+    assert set(Task.objects.filter(campaign=other).values_list("clip_id", flat=True)) == clips
+    assert api(adam).get(videos_url(other)).json()[0]["id"] == video.pk
+
+
+@pytest.mark.django_db
 def test_only_campaign_admins_see_source_videos_and_strangers_learn_nothing(
     api, alice, rita, adam, stranger, campaign, faceless_avi, django_capture_on_commit_callbacks
 ):
