@@ -108,3 +108,21 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status", "campaign"]
     raw_id_fields = ["created_by"]
     readonly_fields = ["file", "attempt", "heartbeat_at", "created_at", "finished_at"]
+
+
+from .models import CampaignSourceVideo  # noqa: E402
+
+
+@admin.register(CampaignSourceVideo)
+class CampaignSourceVideoAdmin(admin.ModelAdmin):
+    """Which campaign each source video feeds (imports create the link; the API shows it)."""
+
+    list_display = ["source_video", "campaign", "created_at"]
+    list_filter = ["campaign"]
+    list_select_related = ["source_video", "campaign"]
+    raw_id_fields = ["source_video", "campaign"]
+    search_fields = ["source_video__title", "source_video__checksum"]
+
+    def get_queryset(self, request):
+        heavy = ["scan", "shots", "tracks", "plan"]
+        return super().get_queryset(request).defer(*(f"source_video__{f}" for f in heavy))

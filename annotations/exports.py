@@ -19,12 +19,9 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,11 +30,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, QuerySet, When
+from django.db.models import Case, F, Q, QuerySet, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from clips import media
+from clips import ffmpeg
+from labelstudio_ferv import leases
 from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_NAMES, N_ANSWERS
 from labelstudio_ferv.media_urls import media_url
@@ -48,9 +46,9 @@ from .models import Campaign, ConsensusStatus, ExportJob, Role, Task, Vote
 logger = logging.getLogger(__name__)
 
 CHUNK = 5000  # rows per server-side cursor fetch
-PROGRESS_EVERY_S = 2.0  # how often a running export saves its progress and heartbeat
-# A running job whose heartbeat is older than this is taken to have lost its worker.
-STALE_AFTER_S = 120
+# A running job whose heartbeat is older than the lease is taken to have lost its worker; a run
+# saves its progress with every heartbeat (labelstudio_ferv.leases).
+STALE_AFTER_S = leases.LEASE_S
 FRAME_TIMEOUT_S = 120
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -173,39 +171,32 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
 
     Idempotent: a job done or failed stays as it is. A job running with a fresh heartbeat
     belongs to a live run elsewhere (BUSY: the caller checks again later). Otherwise this run
-    takes the job over (a conditional UPDATE on its attempt number: of two runs racing, one
-    wins), writes the whole file from scratch and replaces the stored one.
+    takes the job over (a lease: of two runs racing, one wins; each run bumps ``attempt``),
+    writes the whole file from scratch and replaces the stored one.
     """
     job = ExportJob.objects.filter(pk=job_id).first()
     if job is None or job.status in (ExportJob.Status.DONE, ExportJob.Status.FAILED):
         return job
-    # Heartbeats are stamped and compared by the database's clock: the run that beats and the
-    # one that checks may be on machines whose clocks differ.
-    alive_since = ExpressionWrapper(
-        Now() - timedelta(seconds=STALE_AFTER_S), output_field=DateTimeField()
-    )
-    if (
-        job.status == ExportJob.Status.RUNNING
-        and ExportJob.objects.filter(pk=job_id, heartbeat_at__gt=alive_since).exists()
-    ):
-        return BUSY
-    attempt = job.attempt + 1
-    claimed = ExportJob.objects.filter(
+    lease = leases.claim(
+        ExportJob,
         pk=job_id,
-        attempt=job.attempt,
-        status__in=[ExportJob.Status.PENDING, ExportJob.Status.RUNNING],
-    ).update(status=ExportJob.Status.RUNNING, attempt=attempt, heartbeat_at=Now(), rows_done=0)
-    if not claimed:
+        free=Q(status=ExportJob.Status.PENDING),
+        held=Q(status=ExportJob.Status.RUNNING),
+        fields={"status": ExportJob.Status.RUNNING, "attempt": F("attempt") + 1, "rows_done": 0},
+        keep=("status",),
+    )
+    if lease is None:
         return BUSY
     job.refresh_from_db()
-    progress = _Progress(job_id=job_id, attempt=attempt)
+    attempt = job.attempt
+    progress = _Progress(lease=lease)
     name = stored_name(job)
     try:
         with _staged(name) as temp:
             write_export(job=job, path=temp, progress=progress)
             progress.check()
             stored = _store(temp, name)
-        done = ExportJob.objects.filter(pk=job_id, attempt=attempt).update(
+        done = lease.update(
             status=ExportJob.Status.DONE,
             file=stored,
             rows_done=progress.rows,
@@ -220,7 +211,7 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
         return BUSY
     except Exception as exc:
         logger.exception("export %s failed", job_id)
-        ExportJob.objects.filter(pk=job_id, attempt=attempt).update(
+        lease.update(
             status=ExportJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
     job.refresh_from_db()
@@ -228,30 +219,26 @@ def export_run(*, job_id: int) -> ExportJob | str | None:
 
 
 class _Progress:
-    """Save rows done and the heartbeat now and then; stop when another run took the job."""
+    """Save rows done with the heartbeat now and then; stop when another run took the job."""
 
-    def __init__(self, *, job_id: int, attempt: int):
-        self.job_id, self.attempt = job_id, attempt
+    def __init__(self, *, lease: leases.Lease):
+        self.lease = lease
         self.rows = 0
-        self.saved_at = time.monotonic()
 
     def total(self, rows_total: int) -> None:
-        self._save(rows_total=rows_total)
+        self._save(force=True, rows_total=rows_total)
 
     def add(self, rows: int = 1) -> None:
         self.rows += rows
-        if time.monotonic() - self.saved_at >= PROGRESS_EVERY_S:
-            self._save()
-
-    def check(self) -> None:
         self._save()
 
-    def _save(self, **extra: Any) -> None:
-        self.saved_at = time.monotonic()
-        updated = ExportJob.objects.filter(pk=self.job_id, attempt=self.attempt).update(
-            rows_done=self.rows, heartbeat_at=Now(), **extra
-        )
-        if not updated:
+    def check(self) -> None:
+        self._save(force=True)
+
+    def _save(self, *, force: bool = False, **extra: Any) -> None:
+        try:
+            self.lease.beat(force=force, rows_done=self.rows, **extra)
+        except leases.LeaseLost:
             raise Superseded
 
 
@@ -533,12 +520,13 @@ def _add_frames(
         with default_storage.open(video, "rb") as src, source.open("wb") as dst:
             shutil.copyfileobj(src, dst)
     cmd = [
-        media.ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(source), "-q:v", "2",
+        ffmpeg.ffmpeg_binary(), "-v", "error", "-nostdin", "-i", str(source), "-q:v", "2",
         "-start_number", "1", str(frames / "%05d.jpg"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=FRAME_TIMEOUT_S)
+    done = ffmpeg.run(cmd, FRAME_TIMEOUT_S)
     if done.returncode != 0:
-        raise RuntimeError(f"Clip {clip_id}: ffmpeg could not read its video: {done.stderr[-300:]}")
+        reason = ffmpeg.failure_reason(done.stderr)
+        raise RuntimeError(f"Clip {clip_id}: ffmpeg could not read its video: {reason}")
     for frame in sorted(frames.iterdir()):
         archive.write(frame, arcname=f"{folder}/{frame.name}", compress_type=zipfile.ZIP_STORED)
 

@@ -489,3 +489,25 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.kind}, {self.status})"
+
+
+class CampaignSourceVideo(models.Model):
+    """The campaign a source video feeds: the clips its pipeline cuts become tasks there.
+
+    A video feeds one campaign (the primary key is the video). Deleting a campaign deletes the
+    link and leaves the media; another campaign may then adopt the video.
+    """
+
+    source_video = models.OneToOneField(
+        "clips.SourceVideo",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="campaign_link",
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="source_video_links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"source video {self.source_video_id} -> campaign {self.campaign_id}"

@@ -116,10 +116,10 @@ def main() -> None:
         make_video(video_path, args.seconds, args.shot_seconds, args.noise, args.kbps)
 
     setup_django()
+    from annotations.intake import campaign_source_video_import
     from annotations.models import Campaign
     from clips import media
     from clips.models import Clip, MediaStatus, Scene, SourceVideo
-    from clips.pipeline import source_video_create
 
     # A fresh start: the same video (or its clips) would be found by content and skipped.
     checksum = media.file_sha256(video_path)
@@ -133,7 +133,7 @@ def main() -> None:
     try:
         worker.wait_ready()
         started = time.monotonic()
-        video, _ = source_video_create(path=video_path, scene=scene, campaign=campaign)
+        video, _ = campaign_source_video_import(campaign=campaign, path=video_path, scene=scene)
         imported_s = time.monotonic() - started
         deadline = started + args.timeout
         while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ PATTERNS = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc"]
 
 def make_inputs(folder: Path, n: int) -> None:
     """Write n distinct clips (a cached base set, made unique by a metadata tag)."""
-    from clips import media
+    from clips import media, synthetic
 
     folder.mkdir(parents=True, exist_ok=True)
     base_dir = folder.parent / "base"
@@ -34,7 +34,7 @@ def make_inputs(folder: Path, n: int) -> None:
         base = base_dir / f"base-{i}.mp4"
         if not base.exists():
             seconds = 1.0 + (i % 6) * 0.2
-            media.make_test_video(base, seconds=seconds, pattern=PATTERNS[i % len(PATTERNS)])
+            synthetic.make_test_video(base, seconds=seconds, pattern=PATTERNS[i % len(PATTERNS)])
         bases.append(base)
     ffmpeg = media.ffmpeg_binary()
     for i in range(n):

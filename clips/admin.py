@@ -43,13 +43,12 @@ class CandidateInline(admin.TabularInline):
 class SourceVideoAdmin(admin.ModelAdmin):
     actions = ["retry_failed"]
     list_display = [
-        "id", "title", "scene", "campaign", "stage", "status", "progress_summary",
+        "id", "title", "scene", "stage", "status", "progress_summary",
         "clips_found", "short_error", "updated_at",
     ]  # fmt: skip
     list_filter = ["status", "stage", "failed_stage", "scene__scenario", "scene"]
     search_fields = ["title", "checksum"]
-    list_select_related = ["scene", "campaign"]
-    raw_id_fields = ["campaign"]
+    list_select_related = ["scene"]
     # The stage outputs are large JSON documents: the API shows them in readable form. The files
     # show as signed links (get_readonly_fields).
     exclude = ["scan", "shots", "tracks", "plan", "progress", "original", "preview"]

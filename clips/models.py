@@ -68,14 +68,6 @@ class SourceVideo(models.Model):
     """
 
     scene = models.ForeignKey(Scene, on_delete=models.PROTECT, related_name="source_videos")
-    # The campaign the candidate clips go to. A campaign that is deleted leaves its media.
-    campaign = models.ForeignKey(
-        "annotations.Campaign",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="source_videos",
-    )
     title = models.CharField(max_length=255, blank=True)
     original = models.FileField(upload_to="sources/%Y/%m/", max_length=500)
     checksum = models.CharField(max_length=64, unique=True)
@@ -91,7 +83,7 @@ class SourceVideo(models.Model):
     stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.SCAN)
     failed_stage = models.CharField(max_length=8, choices=Stage.choices, blank=True)
     # Set when a worker claims the stage and renewed while it works: a processing stage whose
-    # heartbeat is older than pipeline.LEASE_S belongs to a dead worker and may be claimed again.
+    # heartbeat is older than leases.LEASE_S belongs to a dead worker and may be claimed again.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The settings of the run (FERV39k defaults, see pipeline.DEFAULT_PARAMS); the same video
     # with the same params gives the same candidates.

@@ -1,9 +1,9 @@
 """Writes for source videos: import a raw video, run its candidate pipeline stage by stage, retry.
 
-The pure work is in ``candidates.py``; this module stores every stage's output on the
+The pure work is in ``candidates/``; this module stores every stage's output on the
 ``SourceVideo`` row, hands the cut clips to ``services.clip_create`` (the one ingestion path) and
-adds them to the video's campaign. The design is described in CANDIDATES.md, "In the
-application".
+announces them (``signals.source_clips_cut``): the campaign a video feeds is the business of
+``annotations.intake``. The design is described in CANDIDATES.md, "In the application".
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,19 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from labelstudio_ferv import leases
 from labelstudio_ferv.errors import Conflict, PayloadTooLarge, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import candidates, media, services
 from .models import PIPELINE_STAGES, Candidate, Clip, MediaStatus, Scene, SourceVideo, Stage
+from .signals import source_clips_cut
 
 logger = logging.getLogger(__name__)
 
-# A processing stage whose heartbeat is older than this belongs to a worker that died (or lost
-# its database): another delivery may claim it. Workers renew it every HEARTBEAT_S at most.
-LEASE_S = 120
-HEARTBEAT_S = 2.0
+# A processing stage whose heartbeat is older than the lease (labelstudio_ferv.leases) belongs
+# to a worker that died: another delivery may claim it.
+LEASE_S = leases.LEASE_S
 # Broker priorities (Redis: 0 is served first). The decode of a new video waits behind the later
 # stages of videos already started and behind clip transcodes, so each video runs to its end
 # and its clips reach annotators before the next video is decoded; previews come last.
@@ -147,16 +147,15 @@ def source_video_create(
     *,
     path: Path,
     scene: Scene,
-    campaign,
     title: str = "",
     params: dict[str, Any] | None = None,
     created_by=None,
 ) -> tuple[SourceVideo, bool]:
-    """Store a raw video for ``campaign`` and start its pipeline after commit.
+    """Store a raw video and start its pipeline after commit.
 
-    Return ``(video, created)``. The video is known by its content: importing it again into
-    the same campaign returns the existing row and starts nothing. Raise ValidationError for a
-    file that is not a readable video, Conflict when another campaign imported it.
+    Return ``(video, created)``. The video is known by its content: importing it again returns
+    the existing row and starts nothing. Raise ValidationError for a file that is not a
+    readable video.
     """
     title = (title or path.name)[:255]
     params = check_params(params)
@@ -169,7 +168,7 @@ def source_video_create(
     checksum = media.file_sha256(path)
     existing = SourceVideo.objects.filter(checksum=checksum).first()
     if existing is not None:
-        return _join_campaign(existing, campaign), False
+        return existing, False
     probe: media.ProbeResult | None = None
     try:
         probe = media.probe(path)
@@ -183,7 +182,6 @@ def source_video_create(
             checksum=checksum,
             defaults={
                 "scene": scene,
-                "campaign": campaign,
                 "title": title,
                 "original": stored,
                 "params": params,
@@ -202,54 +200,25 @@ def source_video_create(
     if not created:
         # Another importer stored the same content between our check and our insert.
         default_storage.delete(stored)
-        return _join_campaign(video, campaign), False
+        return video, False
     return video, True
 
 
-def source_video_create_from_upload(
-    *, upload: UploadedFile, scene: Scene, campaign, title: str = "", params=None, created_by=None
-) -> tuple[SourceVideo, bool]:
-    """Check an uploaded source video's size, then import it like a file on disk."""
+def source_video_check_upload(*, upload: UploadedFile) -> None:
+    """Raise PayloadTooLarge for an uploaded source video over the size limit."""
     limit = source_max_upload_bytes()
     if upload.size is not None and upload.size > limit:
         raise PayloadTooLarge(
             f"{upload.name}: {upload.size / 2**20:.0f} MiB is over the "
             f"{limit / 2**20:.0f} MiB limit for a source video"
         )
-    with services._upload_path(upload) as path:
-        return source_video_create(
-            path=path,
-            scene=scene,
-            campaign=campaign,
-            title=title or upload.name or "",
-            params=params,
-            created_by=created_by,
-        )
 
 
-def _join_campaign(video: SourceVideo, campaign) -> SourceVideo:
-    """Return an already imported video, adopting it if no campaign owns it."""
-    if video.campaign_id == campaign.pk:
-        return video
-    if video.campaign_id is not None:
-        raise Conflict(
-            f"{video.title or 'this video'}: already imported into another campaign "
-            f"(source video {video.pk}); a video feeds one campaign"
-        )
-    from annotations.services import campaign_add_clips
-
-    with transaction.atomic():
-        # Only an orphan (its campaign was deleted, or it predates the pipeline) is adopted.
-        adopted = SourceVideo.objects.filter(pk=video.pk, campaign=None).update(campaign=campaign)
-        if not adopted:
-            raise Conflict(f"{video.title or 'this video'}: was just imported elsewhere")
-        campaign_add_clips(
-            campaign=campaign, clips=Clip.objects.filter(candidates__source_video=video)
-        )
-        if video.status == MediaStatus.PENDING:
-            _enqueue_stage(video.pk, video.stage)
-    video.campaign = campaign
-    return video
+def source_video_enqueue_pending(*, video_id: int) -> None:
+    """Send the next stage of a video that waits for a worker (a video adopted again)."""
+    row = SourceVideo.objects.filter(pk=video_id, status=MediaStatus.PENDING).first()
+    if row is not None:
+        _enqueue_stage(row.pk, row.stage)
 
 
 def _store_original(path: Path, checksum: str, name: str) -> str:
@@ -303,10 +272,6 @@ class TransientStageError(Exception):
         self.reason = reason
 
 
-class _LeaseLost(Exception):
-    """Our claim on the stage was taken over (we were presumed dead) or the video was reset."""
-
-
 class _StageFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -315,39 +280,23 @@ class _StageFailed(Exception):
 
 @dataclass
 class _Claim:
-    """A claimed stage: renews the heartbeat and publishes progress while the stage works."""
+    """A claimed stage: its lease, and the progress it publishes with every heartbeat."""
 
     video_id: int
     stage: str
-    beat_at: Any  # the heartbeat we wrote last; any other value means we lost the claim
+    lease: leases.Lease
     progress: dict
-    last_write: float = 0.0
 
     def report(self, done: int, total: int, *, force: bool = False) -> None:
+        """Record progress; renew the heartbeat (and publish it) every HEARTBEAT_S at most.
+
+        Raise LeaseLost when another worker took the stage over.
+        """
         self.progress[self.stage] = {"done": int(done), "total": int(max(total, done))}
-        now = time.monotonic()
-        if not force and now - self.last_write < HEARTBEAT_S:
-            return
-        beat = timezone.now()
-        # Conditional on our own last heartbeat: a worker that was presumed dead and replaced
-        # learns it here, and stops instead of writing over its successor.
-        renewed = SourceVideo.objects.filter(
-            pk=self.video_id,
-            stage=self.stage,
-            status=MediaStatus.PROCESSING,
-            heartbeat_at=self.beat_at,
-        ).update(heartbeat_at=beat, progress=self.progress, updated_at=beat)
-        if not renewed:
-            raise _LeaseLost()
-        self.beat_at, self.last_write = beat, now
+        self.lease.beat(force=force, progress=self.progress)
 
     def guard(self) -> Q:
-        return Q(
-            pk=self.video_id,
-            stage=self.stage,
-            status=MediaStatus.PROCESSING,
-            heartbeat_at=self.beat_at,
-        )
+        return self.lease.guard()
 
 
 def source_video_run_stage(*, video_id: int, stage: str) -> None:
@@ -361,12 +310,12 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
     claim = _claim(video_id, stage)
     if claim is None:
         return
-    video = SourceVideo.objects.select_related("scene", "campaign").get(pk=video_id)
+    video = SourceVideo.objects.select_related("scene").get(pk=video_id)
     params = {**DEFAULT_PARAMS, "detector": default_detector(), **video.params}
     started = time.monotonic()
     try:
         fields = _RUNNERS[stage](video, params, claim)
-    except _LeaseLost:
+    except leases.LeaseLost:
         logger.warning("video %s: stage %s was taken over by another worker", video_id, stage)
         return
     except OperationalError:
@@ -378,7 +327,7 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
         _mark_failed(claim, exc.reason)
         return
     except OSError as exc:
-        if exc.errno in media._TRANSIENT_ERRNOS:
+        if exc.errno in media.TRANSIENT_ERRNOS:
             _release(claim)
             raise TransientStageError(f"{exc.strerror} ({exc.filename or 'no file'})")
         _mark_failed(claim, f"could not read or write a file: {exc}")
@@ -396,19 +345,17 @@ def source_video_run_stage(*, video_id: int, stage: str) -> None:
 
 
 def _claim(video_id: int, stage: str) -> _Claim | None:
-    now = timezone.now()
-    # The conditional update is the lock: of two deliveries of one stage only one gets the row;
-    # a processing row is taken over only when its worker stopped beating (died).
-    claimed = (
-        SourceVideo.objects.filter(pk=video_id, stage=stage)
-        .filter(
-            Q(status=MediaStatus.PENDING)
-            | Q(status=MediaStatus.PROCESSING, heartbeat_at__lt=now - timedelta(seconds=LEASE_S))
-            | Q(status=MediaStatus.PROCESSING, heartbeat_at=None)
-        )
-        .update(status=MediaStatus.PROCESSING, heartbeat_at=now, updated_at=now)
+    lease = leases.claim(
+        SourceVideo,
+        pk=video_id,
+        match={"stage": stage},
+        free=Q(status=MediaStatus.PENDING),
+        held=Q(status=MediaStatus.PROCESSING),
+        fields={"status": MediaStatus.PROCESSING},
+        keep=("status",),
+        stamps=("updated_at",),
     )
-    if not claimed:
+    if lease is None:
         busy = SourceVideo.objects.filter(
             pk=video_id, stage=stage, status=MediaStatus.PROCESSING
         ).exists()
@@ -416,7 +363,7 @@ def _claim(video_id: int, stage: str) -> _Claim | None:
             raise StageBusy(f"video {video_id}: stage {stage} is running elsewhere")
         return None  # gone, failed, or already past this stage
     progress = SourceVideo.objects.values_list("progress", flat=True).get(pk=video_id) or {}
-    return _Claim(video_id=video_id, stage=stage, beat_at=now, progress=dict(progress))
+    return _Claim(video_id=video_id, stage=stage, lease=lease, progress=dict(progress))
 
 
 def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
@@ -542,7 +489,7 @@ def _run_tracks(video: SourceVideo, params: dict, claim: _Claim) -> dict[str, An
 
 
 def _run_clips(video: SourceVideo, params: dict, claim: _Claim) -> dict[str, Any]:
-    """Plan the candidate clips, cut each one and ingest it into the video's campaign."""
+    """Plan the candidate clips, cut each one, ingest it and announce it."""
     tracks = [candidates.Track.from_dict(t) for t in video.tracks]
     plan = candidates.plan_clips(
         tracks,
@@ -580,8 +527,6 @@ def _row_key(row: Candidate) -> tuple[int, int, int, int, int]:
 def _cut_and_ingest(
     video: SourceVideo, plan: list[candidates.CandidateClip], claim: _Claim, *, fps: float
 ) -> None:
-    from annotations.services import campaign_add_clips
-
     wanted = {_candidate_key(c): c for c in plan}
     # Candidates an earlier run planned but this one does not (other settings, a better
     # detector), and that never became a clip, are dropped; those with a clip stay with it.
@@ -640,8 +585,10 @@ def _cut_and_ingest(
                             name=f"{label}/track{planned.track_id}-{planned.piece}",
                         )
                         Candidate.objects.filter(pk=row.pk).update(clip=clip, error="")
-                        if video.campaign is not None:
-                            campaign_add_clips(campaign=video.campaign, clips=[clip])
+                        # In the clip's transaction: a listener's task row commits with it.
+                        source_clips_cut.send(
+                            sender=SourceVideo, source_video_id=video.pk, clip_ids=[clip.pk]
+                        )
                 except (candidates.CandidateError, ValidationError) as exc:
                     message = getattr(exc, "reason", None) or getattr(exc, "message", str(exc))
                     failures.append(message)
@@ -651,12 +598,11 @@ def _cut_and_ingest(
                         path.unlink(missing_ok=True)
                 done += 1
                 claim.report(done, len(plan))
-    if video.campaign is not None:
-        # Clips cut by an earlier run join the campaign too (e.g. after it adopted the video).
-        planned_rows = [rows[key].pk for key in wanted]
-        campaign_add_clips(
-            campaign=video.campaign, clips=Clip.objects.filter(candidates__in=planned_rows)
-        )
+    # Clips cut by an earlier run are announced too (e.g. a campaign adopted the video since).
+    planned_rows = [rows[key].pk for key in wanted]
+    earlier = list(Clip.objects.filter(candidates__in=planned_rows).values_list("pk", flat=True))
+    if earlier:
+        source_clips_cut.send(sender=SourceVideo, source_video_id=video.pk, clip_ids=earlier)
     if failures:
         raise _StageFailed(
             f"{len(failures)} of {len(plan)} clips could not be cut; first reason: {failures[0]}"
@@ -687,9 +633,7 @@ def source_video_retry(
     stage, ValidationError for a stage that cannot run yet.
     """
     video.refresh_from_db()
-    lease = timezone.now() - timedelta(seconds=LEASE_S)
-    beating = video.heartbeat_at is not None and video.heartbeat_at >= lease
-    if video.status == MediaStatus.PROCESSING and beating:
+    if video.status == MediaStatus.PROCESSING and leases.is_live(video.heartbeat_at):
         raise Conflict(f"the pipeline is running (stage {video.stage}); retry when it stops")
     merged = check_params(
         {k: v for k, v in (params or {}).items() if v is not None},
@@ -757,10 +701,10 @@ def source_videos_requeue_stale(*, older_than_s: int = 900, limit: int = 1000) -
     """Send again the stage of videos pending longer than ``older_than_s``, or whose worker
     stopped beating that long ago: messages lost while the broker was down, dead workers whose
     task retries ran out. Claims make a duplicate message harmless."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    stale = SourceVideo.objects.exclude(campaign=None).filter(
-        Q(status=MediaStatus.PENDING, updated_at__lt=cutoff)
-        | Q(status=MediaStatus.PROCESSING, heartbeat_at__lt=cutoff)
+    stale = SourceVideo.objects.filter(
+        Q(status=MediaStatus.PENDING)
+        & leases.expired(beat_field="updated_at", lease_s=older_than_s)
+        | Q(status=MediaStatus.PROCESSING) & leases.expired(lease_s=older_than_s)
     )
     with transaction.atomic():
         rows = list(stale.values_list("pk", "stage")[:limit])

@@ -1,67 +1,14 @@
-"""Read paths for clips."""
+"""Read paths for clips and source videos (campaign-scoped reads are in annotations.intake)."""
 
-from django.db.models import Count, QuerySet
-
-from .models import Candidate, Clip, MediaStatus, SourceVideo
-
-
-def campaign_clips(*, campaign_id: int) -> QuerySet[Clip]:
-    """Return the clips of a campaign."""
-    return Clip.objects.filter(tasks__campaign_id=campaign_id)
-
-
-def ingestion_progress(*, campaign_id: int, failure_limit: int = 100) -> dict:
-    """Return a campaign's clips counted by status, and its latest failures with their reasons."""
-    counts = {status: 0 for status in MediaStatus.values}
-    rows = campaign_clips(campaign_id=campaign_id).values("status").annotate(n=Count("id"))
-    for row in rows.order_by():
-        counts[row["status"]] = row["n"]
-    failures = (
-        campaign_clips(campaign_id=campaign_id)
-        .filter(status=MediaStatus.FAILED)
-        .order_by("-updated_at")
-        .values("id", "name", "error", "updated_at")[:failure_limit]
-    )
-    return {
-        "total": sum(counts.values()),
-        **counts,
-        "failures": [
-            {
-                "clip_id": f["id"],
-                "name": f["name"],
-                "error": f["error"],
-                "updated_at": f["updated_at"],
-            }
-            for f in failures
-        ],
-    }
-
+from .models import Candidate, Clip, SourceVideo
 
 # Stage outputs can be large (a scan is about 27 KiB per minute of video): lists leave them out.
-_HEAVY = ("scan", "shots", "tracks", "plan")
+HEAVY_FIELDS = ("scan", "shots", "tracks", "plan")
 
 
-def campaign_source_videos(*, campaign_id: int, status: str | None = None) -> QuerySet:
-    """Return the source videos imported into a campaign, without their stage outputs."""
-    videos = (
-        SourceVideo.objects.filter(campaign_id=campaign_id)
-        .select_related("scene")
-        .defer(*_HEAVY)
-        .order_by("pk")
-    )
-    return videos.filter(status=status) if status else videos
-
-
-def source_video_detail(*, campaign_id: int, video_id: int) -> dict | None:
-    """Return one source video of a campaign with its shots, tracks and candidates, or None."""
-    video = (
-        SourceVideo.objects.filter(campaign_id=campaign_id, pk=video_id)
-        .select_related("scene")
-        .defer("scan", "plan")
-        .first()
-    )
-    if video is None:
-        return None
+def source_video_detail(*, video: SourceVideo) -> dict:
+    """Return a source video with its shots, tracks and candidates (``scan`` and ``plan`` may
+    be deferred)."""
     rows = (
         Candidate.objects.filter(source_video=video)
         .select_related("clip")
@@ -101,7 +48,7 @@ def clip_origin(*, clip: Clip) -> dict | None:
     video = (
         SourceVideo.objects.filter(pk=clip.source_video_id)
         .select_related("scene")
-        .defer(*_HEAVY)
+        .defer(*HEAVY_FIELDS)
         .first()
     )
     if video is None:

@@ -1,7 +1,8 @@
 """Writes for clips: ingest files and frame folders, transcode them, retry failures.
 
 Every import path (API upload, ``import_clips`` command, candidate generation, demo data) ends in
-``clip_create``; every transcode goes through ``clip_process``.
+``clip_create``; every transcode goes through ``clip_process``. Campaigns are not known here:
+``annotations.intake`` adds what was ingested to a campaign.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from labelstudio_ferv import leases
 from labelstudio_ferv.errors import PayloadTooLarge, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
@@ -122,14 +123,14 @@ def clip_create_from_upload(
             f"{upload.name}: {upload.size / 2**20:.1f} MiB is over the "
             f"{limit / 2**20:.1f} MiB limit for one clip"
         )
-    with _upload_path(upload) as path:
+    with upload_path(upload) as path:
         return clip_create(
             path=path, scene=scene, name=upload.name or "", reference_label=reference_label
         )
 
 
 @contextlib.contextmanager
-def _upload_path(upload: UploadedFile) -> Iterator[Path]:
+def upload_path(upload: UploadedFile) -> Iterator[Path]:
     """Yield a path to the uploaded bytes (large uploads already sit in a temporary file)."""
     if hasattr(upload, "temporary_file_path"):
         yield Path(upload.temporary_file_path())
@@ -204,10 +205,18 @@ def clip_process(*, clip_id: int) -> None:
     Raise TransientMediaError for failures worth retrying; a corrupt input marks the clip
     failed with ffmpeg's reason and keeps the original.
     """
-    claimed = Clip.objects.filter(
-        pk=clip_id, status__in=[MediaStatus.PENDING, MediaStatus.PROCESSING]
-    ).update(status=MediaStatus.PROCESSING, updated_at=timezone.now())
-    if not claimed:
+    # A transcode is short and idempotent: a processing clip is taken over at once (a lease of
+    # 0 s on ``updated_at``), and whichever run finishes writes the same files.
+    lease = leases.claim(
+        Clip,
+        pk=clip_id,
+        free=Q(status=MediaStatus.PENDING),
+        held=Q(status=MediaStatus.PROCESSING),
+        fields={"status": MediaStatus.PROCESSING},
+        beat_field="updated_at",
+        lease_s=0,
+    )
+    if lease is None:
         return  # gone, ready or failed: nothing to do
     clip = Clip.objects.get(pk=clip_id)
     try:
@@ -263,9 +272,9 @@ def clips_requeue_stale(*, older_than_s: int = 900) -> int:
     that died before it received its task. Processing is idempotent, so a clip still being
     worked on at worst is converted twice.
     """
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = Clip.objects.filter(
-        Q(status=MediaStatus.PENDING) | Q(status=MediaStatus.PROCESSING), updated_at__lt=cutoff
+        Q(status=MediaStatus.PENDING) | Q(status=MediaStatus.PROCESSING),
+        leases.expired(beat_field="updated_at", lease_s=older_than_s),
     )
     with transaction.atomic():
         ids = list(stale.values_list("pk", flat=True)[:10000])
@@ -276,21 +285,16 @@ def clips_requeue_stale(*, older_than_s: int = 900) -> int:
     return len(ids)
 
 
-def campaign_ingest(
-    *, campaign, items: list[tuple], reference_labels: bool = False
-) -> list[IngestResult]:
-    """Ingest several inputs into a campaign; one bad input never stops the others.
+def clips_ingest(*, items: list[tuple], reference_labels: bool = False) -> list[IngestResult]:
+    """Ingest several inputs; one bad input never stops the others.
 
     ``items`` holds ``(name, scene, source)`` or ``(name, scene, source, extra)``: ``source`` is
     an UploadedFile or a Path, ``scene`` None means no scene was given (the input is rejected)
     and ``extra`` may hold ``start_s``, ``end_s`` and ``source_video`` (an id or title). With
     ``reference_labels`` the expression named by a release-style path is kept as the clip's
-    reference label.
+    reference label. Each accepted input's result carries its clip id.
     """
-    from annotations.services import campaign_add_clips
-
     results: list[IngestResult] = []
-    clips: list[Clip] = []
     for name, scene, source, *rest in items:
         extra = dict(rest[0]) if rest else {}
         try:
@@ -313,11 +317,8 @@ def campaign_ingest(
         except media.TransientMediaError as exc:
             results.append(IngestResult(name=name, status="rejected", message=exc.reason))
             continue
-        clips.append(clip)
         status = "created" if created else "existing"
         results.append(IngestResult(name=name, status=status, clip_id=clip.pk))
-    if clips:
-        campaign_add_clips(campaign=campaign, clips=clips)
     return results
 
 

@@ -3,6 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from labelstudio_ferv import leases
+
 from . import media, pipeline, services
 
 MAX_RETRIES = 5
@@ -59,7 +61,7 @@ def run_source_stage(self, video_id: int, stage: str) -> None:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
             return  # the other worker finishes it, or the stale sweep sends it again
         # Look again once the holder's lease would have run out, in case it died.
-        raise self.retry(exc=exc, countdown=pipeline.LEASE_S + 5)
+        raise self.retry(exc=exc, countdown=leases.LEASE_S + 5)
     except (pipeline.TransientStageError, OperationalError) as exc:
         reason = getattr(exc, "reason", None) or str(exc)
         if self.request.is_eager:

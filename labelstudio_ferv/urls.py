@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("annotations.urls")),
-    path("api/v1/", include("clips.urls")),
+    path("api/v1/", include("annotations.intake_urls")),
     path("", include("frontend.urls")),
 ]
 

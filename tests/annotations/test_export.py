@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotations import exports
 from annotations.models import Campaign, ExportJob, Role, Task
 from annotations.tasks import run_export
-from clips import media
+from clips import synthetic
 from clips.models import Scene
 from labelstudio_ferv.expressions import CLASS_NAMES, Answer
 from tests.factories import (
@@ -239,7 +239,7 @@ def test_the_release_archive_holds_each_clips_frames_under_its_path(settings, tm
         video = f"clips/frames-{i}.mp4"
         target = settings.MEDIA_ROOT / video
         target.parent.mkdir(parents=True, exist_ok=True)
-        media.make_test_video(target, seconds=0.4, fps=10, size=(64, 64))
+        synthetic.make_test_video(target, seconds=0.4, fps=10, size=(64, 64))
         clip = ClipFactory(scene=action, video=video)
         TaskFactory(campaign=campaign, clip=clip, status="trusted", label=int(label))
     job = run_job(campaign, "release", test_share=0.5, seed=1)

@@ -21,21 +21,23 @@ from clips.candidates import (
     CandidateClip,
     CandidateError,
     FaceDetector,
-    GenerationResult,
     HaarFaceDetector,
     Shot,
     VideoInfo,
     VideoScan,
-    cut_clip,
     cut_clips,
-    detect_shots,
-    generate_candidates,
     plan_clips,
     scan_video,
     shots_from_scan,
     shots_from_scores,
     split_span,
     track_faces,
+)
+from tests.clips.candidate_reference import (
+    GenerationResult,
+    cut_clip,
+    detect_shots,
+    generate_candidates,
 )
 
 W, H, FPS = 640, 360, 25
@@ -462,3 +464,32 @@ def test_tracking_bridges_short_gaps_and_splits_on_jumps_losses_and_cuts():
     assert [(t.shot_index, t.start_frame, t.end_frame) for t in tracks] == [(0, 0, 31), (1, 31, 60)]
     # A detection on a single sampled frame is noise.
     assert track_faces(_scan({0: [face], 3: [], 6: []}), _shots(0, 60)) == []
+
+
+def test_candidates_need_no_system_ffmpeg_or_ffprobe(scenes, result, tmp_path, monkeypatch):
+    """The embedded default: only the ffmpeg that imageio-ffmpeg ships, and no ffprobe at all."""
+    from clips import ffmpeg as ff
+
+    bundled = ff.ffmpeg_binary()
+    # An MKV has no header the Python reader knows: probing goes through ffmpeg's log.
+    mkv = tmp_path / "scenes.mkv"
+    subprocess.run(
+        [bundled, "-nostdin", "-loglevel", "error", "-i", str(scenes[0]), "-c", "copy", str(mkv)],
+        check=True,
+    )
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert ff.ffprobe_binary() is None
+    assert "imageio_ffmpeg" in ff.ffmpeg_binary()
+    for video in (scenes[0], mkv):
+        outcome = generate_candidates(video)
+        assert outcome.info == result.info
+        # Another ffmpeg build scales a pixel differently: the same cuts, tracks and spans.
+        frames = [(s.start_frame, s.end_frame) for s in outcome.shots]
+        assert frames == [(s.start_frame, s.end_frame) for s in result.shots]
+        spans = [(c.track_id, c.start_frame, c.end_frame) for c in outcome.candidates]
+        assert spans == [(c.track_id, c.start_frame, c.end_frame) for c in result.candidates]
+    out = tmp_path / "clip.mp4"
+    cut_clip(mkv, result.candidates[0], out, fps=result.info.fps)
+    assert out.stat().st_size > 0

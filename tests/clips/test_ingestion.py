@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from annotations.models import Task
-from clips import media
+from clips import media, synthetic
 from clips.models import Clip, MediaStatus
 from clips.services import clip_process
 from tests.conftest import WorkerProcess, wait_for
@@ -53,11 +53,11 @@ def upload(path: Path, name: str | None = None) -> SimpleUploadedFile:
 def inputs(tmp_path):
     """Real clips made by ffmpeg in the formats people send."""
     made = {
-        "mp4": media.make_test_video(tmp_path / "plain.mp4", seconds=1.2),
-        "avi": media.make_test_video(
+        "mp4": synthetic.make_test_video(tmp_path / "plain.mp4", seconds=1.2),
+        "avi": synthetic.make_test_video(
             tmp_path / "odd.avi", seconds=1.0, size=(225, 223), codec="mpeg4"
         ),
-        "vfr": media.make_test_video(tmp_path / "vfr.mp4", seconds=1.5, vfr=True),
+        "vfr": synthetic.make_test_video(tmp_path / "vfr.mp4", seconds=1.5, vfr=True),
     }
     good = (tmp_path / "plain.mp4").read_bytes()
     (tmp_path / "truncated.mp4").write_bytes(good[: len(good) // 3])
@@ -177,8 +177,8 @@ def test_only_campaign_admins_upload_and_strangers_learn_nothing(
 
 def make_release_tree(root: Path) -> None:
     """A FERV39k-style tree: <Scene>/<Emotion>/<id>/<frames>, plus a stray file."""
-    media.make_test_frames(root / "Action" / "Sad" / "0010", n=12)
-    media.make_test_frames(root / "Crisis" / "Fear" / "0003", n=9, size=(200, 200))
+    synthetic.make_test_frames(root / "Action" / "Sad" / "0010", n=12)
+    synthetic.make_test_frames(root / "Crisis" / "Fear" / "0003", n=9, size=(200, 200))
     frames = sorted((root / "Crisis" / "Fear" / "0003").iterdir())
     frames[0].rename(frames[0].with_name("1.jpg"))  # unpadded names sort naturally
     (root / "Action" / "readme.txt").write_text("not a clip")
@@ -221,8 +221,8 @@ def test_reference_labels_from_release_paths_are_kept_only_when_asked(campaign, 
 def test_manifest_paths_cannot_escape_the_import_folder(campaign, tmp_path, capsys):
     root = tmp_path / "import"
     root.mkdir()
-    media.make_test_video(root / "ok.mp4", seconds=0.5)
-    media.make_test_video(tmp_path / "secret.mp4", seconds=0.5, pattern="smptebars")
+    synthetic.make_test_video(root / "ok.mp4", seconds=0.5)
+    synthetic.make_test_video(tmp_path / "secret.mp4", seconds=0.5, pattern="smptebars")
     manifest = root / "manifest.csv"
     manifest.write_text(
         "path,scene,start_s,end_s\nok.mp4,Speech,1.5,2.0\n../secret.mp4,Speech,,\n"
@@ -238,7 +238,7 @@ def test_manifest_paths_cannot_escape_the_import_folder(campaign, tmp_path, caps
 def test_a_task_run_twice_on_the_same_clip_does_the_work_once(
     campaign, tmp_path, django_capture_on_commit_callbacks, monkeypatch
 ):
-    media.make_test_video(tmp_path / "a.mp4", seconds=0.8)
+    synthetic.make_test_video(tmp_path / "a.mp4", seconds=0.8)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_clips", campaign=str(campaign.pk), manifest=_manifest(tmp_path))
     clip = Clip.objects.get()
@@ -280,7 +280,7 @@ def test_a_worker_killed_mid_transcode_leaves_the_clip_finished_by_the_next_work
     real_broker, campaign, tmp_path
 ):
     # A long input, so the kill lands while ffmpeg is still encoding.
-    source = media.make_test_video(
+    source = synthetic.make_test_video(
         tmp_path / "long.avi", seconds=50, size=(640, 480), codec="mpeg4"
     )
     first = WorkerProcess(CELERY_VISIBILITY_TIMEOUT="3", CELERY_RESTORE_INTERVAL="1").start()
@@ -368,3 +368,20 @@ def _fake_original(clip):
     import contextlib
 
     return contextlib.nullcontext(Path("/nonexistent/original.mp4"))
+
+
+@pytest.mark.django_db
+def test_a_malformed_or_unknown_id_in_a_clip_url_answers_the_json_error(api, adam, campaign):
+    paths = [
+        "/api/v1/campaigns/abc/ingestion/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/abc/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/99999999/",
+        f"/api/v1/campaigns/{campaign.pk}/clips/x1/origin/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/abc/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/99999999/",
+        f"/api/v1/campaigns/{campaign.pk}/source-videos/-3/retry/",
+    ]
+    for path in paths:
+        response = api(adam).post(path) if path.endswith("retry/") else api(adam).get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found", path

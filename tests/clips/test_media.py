@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import media
+from clips import ffmpeg as ff
+from clips import media, synthetic
 from clips.media import CorruptMediaError, ProbeResult, TransientMediaError
 
 FFPROBE = shutil.which("ffprobe")
@@ -83,11 +84,13 @@ def assert_nothing_written(*paths: Path) -> None:
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sources")
     return {
-        "mp4": media.make_test_video(root / "plain.mp4", seconds=1.5, audio=True),
-        "avi": media.make_test_video(root / "odd.avi", seconds=1.0, size=(225, 223), codec="mpeg4"),
-        "vfr": media.make_test_video(root / "vfr.mp4", seconds=1.0, fps=30, vfr=True),
-        "frames": media.make_test_frames(root / "frames", n=20),
-        "ts": media.make_test_video(root / "clip.ts", seconds=0.6, pattern="smptebars"),
+        "mp4": synthetic.make_test_video(root / "plain.mp4", seconds=1.5, audio=True),
+        "avi": synthetic.make_test_video(
+            root / "odd.avi", seconds=1.0, size=(225, 223), codec="mpeg4"
+        ),
+        "vfr": synthetic.make_test_video(root / "vfr.mp4", seconds=1.0, fps=30, vfr=True),
+        "frames": synthetic.make_test_frames(root / "frames", n=20),
+        "ts": synthetic.make_test_video(root / "clip.ts", seconds=0.6, pattern="smptebars"),
     }
 
 
@@ -191,7 +194,7 @@ def test_frame_folder_mixing_jpeg_and_png_is_rejected(tmp_path):
 
 
 def test_transcode_shrinks_to_max_side_keeping_aspect_with_even_sides(tmp_path):
-    source = media.make_test_video(tmp_path / "wide.mp4", seconds=0.4, size=(640, 360))
+    source = synthetic.make_test_video(tmp_path / "wide.mp4", seconds=0.4, size=(640, 360))
     for max_side, expected in ((448, (448, 252)), (301, (300, 168)), (1000, (640, 360))):
         mp4 = tmp_path / f"{max_side}.mp4"
         result = media.transcode(source, mp4, tmp_path / f"{max_side}.jpg", max_side=max_side)
@@ -209,7 +212,7 @@ def test_transcode_honours_requested_fps(sources, tmp_path):
 
 
 def test_rotated_phone_video_comes_out_upright(tmp_path):
-    plain = media.make_test_video(tmp_path / "plain.mp4", seconds=0.4, size=(320, 240))
+    plain = synthetic.make_test_video(tmp_path / "plain.mp4", seconds=0.4, size=(320, 240))
     rotated = tmp_path / "rotated.mp4"
     ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v", "rotate=90", str(rotated))
     side_data = ffprobe(rotated, "-show_streams")["streams"][0].get("side_data_list", [])
@@ -249,9 +252,9 @@ def test_probe_describes_frame_folders(sources):
 @pytest.mark.parametrize("kind", ["mp4", "avi", "vfr", "ts"])
 def test_probe_without_ffprobe_agrees(sources, monkeypatch, kind):
     expected = media.probe(sources[kind])
-    monkeypatch.setattr(media, "_ffprobe_binary", lambda: None)
+    monkeypatch.setattr(ff, "ffprobe_binary", lambda: None)
     # Skip the Python MP4 reader too, so ffmpeg's log is what gets parsed.
-    monkeypatch.setattr(media, "_probe_mp4", lambda path: None)
+    monkeypatch.setattr(ff, "_probe_mp4", lambda path: None)
     result = media.probe(sources[kind])
     assert (result.frame_count, result.width, result.height, result.codec) == (
         expected.frame_count,
@@ -264,10 +267,10 @@ def test_probe_without_ffprobe_agrees(sources, monkeypatch, kind):
 
 
 def test_mp4_header_reader_agrees_with_ffprobe(sources, monkeypatch):
-    if media._ffprobe_binary() is None:
+    if ff.ffprobe_binary() is None:
         pytest.skip("ffmpeg's log rounds what ffprobe would report exactly")
     fast = media.probe(sources["vfr"])
-    monkeypatch.setattr(media, "_probe_mp4", lambda path: None)
+    monkeypatch.setattr(ff, "_probe_mp4", lambda path: None)
     assert media.probe(sources["vfr"]) == ProbeResult(
         duration_s=pytest.approx(fast.duration_s, abs=1e-5),
         fps=pytest.approx(fast.fps),
@@ -443,7 +446,7 @@ def test_sniff_kind_goes_by_content_not_name(sources, tmp_path):
     ],
 )
 def test_sniff_kind_knows_common_containers(tmp_path, name, options):
-    path = media.make_test_video(tmp_path / name, seconds=0.2, size=(64, 64), **options)
+    path = synthetic.make_test_video(tmp_path / name, seconds=0.2, size=(64, 64), **options)
     renamed = path.rename(tmp_path / "upload.bin")
     assert media.sniff_kind(renamed) == "video"
 

@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from annotations import intake
 from annotations.models import Task
 from clips import candidates, pipeline
 from clips.models import Candidate, Clip, MediaStatus, SourceVideo, Stage
@@ -98,7 +99,11 @@ def test_an_uploaded_video_becomes_face_clips_ready_to_label(
     assert response.json()["created"] is True
     video = SourceVideo.objects.get()
     assert (video.status, video.stage, video.failed_stage, video.error) == ("ready", "done", "", "")
-    assert (video.campaign, video.scene.folder, video.frame_count) == (campaign, "Interview", 190)
+    assert (video.campaign_link.campaign, video.scene.folder, video.frame_count) == (
+        campaign,
+        "Interview",
+        190,
+    )
 
     detail = api(adam).get(f"{videos_url(campaign)}{video.pk}/").json()
     # The hard cuts, within 2 frames.
@@ -282,7 +287,7 @@ def test_a_stage_is_run_by_one_delivery_at_a_time(
 ):
     path, _ = scenes_video
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        video, created = pipeline.source_video_create(
+        video, created = intake.campaign_source_video_import(
             path=path, scene=campaign_scene(), campaign=campaign
         )
     assert created and len(queued) == 1  # the scan, sent after commit
@@ -357,6 +362,25 @@ def test_a_video_feeds_one_campaign(
 
 
 @pytest.mark.django_db
+def test_a_video_left_by_a_deleted_campaign_is_adopted_with_its_clips(
+    api, adam, campaign, scenes_video, django_capture_on_commit_callbacks
+):
+    import_video(api, adam, campaign, scenes_video[0], django_capture_on_commit_callbacks)
+    video = SourceVideo.objects.get()
+    clips = set(Clip.objects.filter(source_video=video).values_list("pk", flat=True))
+    assert clips and set(Task.objects.values_list("clip_id", flat=True)) == clips
+    campaign.delete()  # its tasks and its link go; the media stays
+    assert SourceVideo.objects.filter(pk=video.pk).exists() and not Task.objects.exists()
+    other = CampaignFactory(name="Another campaign")
+    MembershipFactory(campaign=other, user=adam, role="admin")
+    response = import_video(api, adam, other, scenes_video[0], django_capture_on_commit_callbacks)
+    assert (response.status_code, response.json()["created"]) == (200, False)
+    assert response.json()["video"]["campaign_id"] == other.pk
+    assert set(Task.objects.filter(campaign=other).values_list("clip_id", flat=True)) == clips
+    assert api(adam).get(videos_url(other)).json()[0]["id"] == video.pk
+
+
+@pytest.mark.django_db
 def test_only_campaign_admins_see_source_videos_and_strangers_learn_nothing(
     api, alice, rita, adam, stranger, campaign, faceless_avi, django_capture_on_commit_callbacks
 ):
@@ -427,7 +451,7 @@ def test_a_real_worker_runs_the_pipeline_stage_by_stage(celery_worker, scenes_vi
     campaign = CampaignFactory(name="worker campaign")
     admin_user = UserFactory(username="wadmin")
     MembershipFactory(campaign=campaign, user=admin_user, role="admin")
-    video, created = pipeline.source_video_create(
+    video, created = intake.campaign_source_video_import(
         path=path, scene=campaign_scene(), campaign=campaign, params={"max_frames": 47}
     )
     assert created  # committed (no transaction here): the scan is on its way to the worker
@@ -462,7 +486,7 @@ def test_the_admin_shows_stages_and_origins_and_retries_failed_videos(
         lambda *a, **k: (_ for _ in ()).throw(candidates.CandidateError("tracker down")),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=path, scene=campaign_scene(), campaign=campaign
         )
     page = client.get("/admin/clips/sourcevideo/")
@@ -496,7 +520,7 @@ def test_lost_messages_and_dead_workers_are_swept_up(
     from clips.tasks import requeue_stale_clips
 
     with django_capture_on_commit_callbacks(execute=False):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=scenes_video[0], scene=campaign_scene(), campaign=campaign
         )
     long_ago = timezone.now() - timedelta(hours=1)
@@ -528,7 +552,7 @@ def test_a_full_disk_is_retried_with_backoff_then_reported(
     from clips import tasks
 
     with django_capture_on_commit_callbacks(execute=False):
-        video, _ = pipeline.source_video_create(
+        video, _ = intake.campaign_source_video_import(
             path=scenes_video[0], scene=campaign_scene(), campaign=campaign
         )
 

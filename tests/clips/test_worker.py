@@ -3,7 +3,7 @@
 import pytest
 from django.db import transaction
 
-from clips import media
+from clips import synthetic
 from clips.models import Clip, MediaStatus, Scene
 from clips.services import clip_create
 from tests.conftest import wait_for
@@ -12,7 +12,7 @@ from tests.conftest import wait_for
 @pytest.mark.worker
 def test_a_clip_created_in_a_transaction_is_transcoded_by_a_real_worker(celery_worker, tmp_path):
     source = tmp_path / "input.mp4"
-    media.make_test_video(source, seconds=1.0)
+    synthetic.make_test_video(source, seconds=1.0)
     with transaction.atomic():
         clip, created = clip_create(path=source, scene=Scene.objects.get(folder="Speech"))
         # Enqueued on commit: until the transaction ends the worker cannot see (or get) it.
@@ -35,7 +35,7 @@ def test_a_clip_created_in_a_transaction_is_transcoded_by_a_real_worker(celery_w
 @pytest.mark.worker
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(celery_worker, tmp_path):
     source = tmp_path / "input.mp4"
-    media.make_test_video(source, seconds=0.5, pattern="smptebars")
+    synthetic.make_test_video(source, seconds=0.5, pattern="smptebars")
     with pytest.raises(RuntimeError), transaction.atomic():
         clip_create(path=source, scene=Scene.objects.get(folder="War"))
         raise RuntimeError("abandon the import")

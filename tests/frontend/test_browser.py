@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 
 from annotations.models import Assignment, GoldBatch, Task, Vote
-from clips.media import make_test_video
+from clips.synthetic import make_test_video
 from labelstudio_ferv.expressions import Answer
 from tests.conftest import ServerProcess, wait_for
 from tests.factories import ClipFactory, TaskFactory, UserFactory, voted_task

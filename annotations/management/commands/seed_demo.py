@@ -10,7 +10,7 @@ from django.db import transaction
 
 from annotations.models import Campaign, Role, Task
 from annotations.services import campaign_add_clips, campaign_create, membership_set
-from clips import media
+from clips import synthetic
 from clips.models import Scene
 from clips.services import clip_create
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 path = Path(tmp) / f"demo-{index}.mp4"
                 if path.name in present:
                     continue
-                media.make_test_video(path, seconds=seconds, pattern=pattern)
+                synthetic.make_test_video(path, seconds=seconds, pattern=pattern)
                 with transaction.atomic():
                     clip, _ = clip_create(
                         path=path, scene=Scene.objects.get(folder=folder), name=path.name

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotations.intake import campaign_source_video_import
 from annotations.management.arguments import campaign_argument
+from clips.imports import ImportSourceError, import_items, resolve_input
 from clips.models import MediaStatus
-from clips.pipeline import check_params, source_video_create, source_video_retry
+from clips.pipeline import check_params, source_video_retry
 from clips.services import scene_lookup
 from labelstudio_ferv.errors import Conflict, ValidationError
 
@@ -44,47 +45,34 @@ class Command(BaseCommand):
         }
         try:
             check_params(params)
+            root, items = import_items(
+                folder=options["folder"],
+                manifest=options["manifest"],
+                root=options["root"],
+                columns=("title",),
+            )
         except ValidationError as exc:
             raise CommandError(exc.message)
-        if options["folder"]:
-            root = options["folder"].resolve()
-            if not root.is_dir():
-                raise CommandError(f"{root} is not a folder")
-            files = [p.relative_to(root) for p in sorted(root.rglob("*")) if p.is_file()]
-            items = [
-                (rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else "", "")
-                for rel in files
-                if not any(part.startswith(".") for part in rel.parts)
-            ]
-        else:
-            manifest = options["manifest"].resolve()
-            if not manifest.is_file():
-                raise CommandError(f"{manifest} does not exist")
-            root = (options["root"] or manifest.parent).resolve()
-            items = self._read_manifest(manifest)
+        except ImportSourceError as exc:
+            raise CommandError(exc.message)
         totals = {"imported": 0, "existing": 0, "rejected": 0, "retried": 0}
         scenes: dict[str, object] = {}
-        for rel, scene_name, title in items:
-            path = (root / rel).resolve()
-            problem = None
-            if not path.is_relative_to(root):
-                problem = f"{rel}: path leaves the import folder {root}"
-            elif not path.is_file():
-                problem = f"{rel}: no such file"
-            if scene_name not in scenes:
-                scenes[scene_name] = scene_lookup(scene_name)
-            if problem is None and not scene_name:
-                problem = f"{rel}: not inside a scene folder (<Scene>/.../<video>)"
-            elif problem is None and scenes[scene_name] is None:
-                problem = f"{rel}: no scene named {scene_name!r}"
+        for item in items:
+            path, problem = resolve_input(root, item.rel)
+            if item.scene not in scenes:
+                scenes[item.scene] = scene_lookup(item.scene)
+            if problem is None and not item.scene:
+                problem = f"{item.rel}: not inside a scene folder (<Scene>/.../<video>)"
+            elif problem is None and scenes[item.scene] is None:
+                problem = f"{item.rel}: no scene named {item.scene!r}"
             if problem is not None:
                 totals["rejected"] += 1
                 self.stderr.write(f"rejected: {problem}")
                 continue
             try:
-                video, created = source_video_create(
-                    path=path, scene=scenes[scene_name], campaign=campaign,
-                    title=title or rel, params=params,
+                video, created = campaign_source_video_import(
+                    campaign=campaign, path=path, scene=scenes[item.scene],
+                    title=item.extra.get("title") or item.rel, params=params,
                 )  # fmt: skip
             except (ValidationError, Conflict) as exc:
                 totals["rejected"] += 1
@@ -97,7 +85,7 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2:
                 video.refresh_from_db(fields=["status", "stage", "clips_found", "explanation"])
                 self.stdout.write(
-                    f"{rel}: video {video.pk}, {video.status} at {video.stage}, "
+                    f"{item.rel}: video {video.pk}, {video.status} at {video.stage}, "
                     f"{video.clips_found if video.clips_found is not None else '?'} clips"
                     + (f" ({video.explanation})" if video.explanation else "")
                 )
@@ -105,14 +93,3 @@ class Command(BaseCommand):
             f"{totals['imported']} imported, {totals['existing']} already there, "
             f"{totals['rejected']} rejected, {totals['retried']} retried"
         )
-
-    def _read_manifest(self, manifest: Path) -> list[tuple[str, str, str]]:
-        with manifest.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"path", "scene"} - set(reader.fieldnames or [])
-            if missing:
-                raise CommandError(f"manifest lacks the column(s): {', '.join(sorted(missing))}")
-            return [
-                (row["path"].strip(), row["scene"].strip(), (row.get("title") or "").strip())
-                for row in reader
-            ]

@@ -1,11 +1,10 @@
-"""Shapes of clip API input and output."""
+"""Shapes of the campaign intake API (clip uploads, ingestion, source videos) input and output."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from clips.models import Clip, MediaStatus, SourceVideo, Stage
 from labelstudio_ferv.media_urls import media_url, request_user
-
-from .models import Clip, MediaStatus, SourceVideo, Stage
 
 # The statuses of a source video, as the pipeline uses them.
 PIPELINE_STATUS = [
@@ -141,6 +140,8 @@ class StageStateOutput(serializers.Serializer):
 
 class SourceVideoOutput(serializers.ModelSerializer):
     scene = serializers.CharField(source="scene.folder")
+    # Annotated by the intake reads (the link lives in annotations.CampaignSourceVideo).
+    campaign_id = serializers.IntegerField(allow_null=True, read_only=True)
     status = serializers.ChoiceField(choices=PIPELINE_STATUS)
     failed_stage = serializers.CharField(help_text="The stage that failed, else empty.")
     stages = serializers.SerializerMethodField()
