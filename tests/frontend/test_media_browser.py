@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from annotations.models import Role
-from clips import media
+from clips import ffmpeg, synthetic
 from tests.conftest import ROOT, ServerProcess, free_port
 from tests.factories import ClipFactory, MembershipFactory, TaskFactory, UserFactory
 
@@ -107,9 +107,9 @@ def clip_on_disk():
     folder = Path(settings.MEDIA_ROOT) / "clips"
     folder.mkdir(parents=True, exist_ok=True)
     video, poster = folder / "browser-media.mp4", Path(settings.MEDIA_ROOT) / "browser-media.jpg"
-    media.make_test_video(video, seconds=2.0, size=(320, 240), fps=FPS, pattern="testsrc2")
+    synthetic.make_test_video(video, seconds=2.0, size=(320, 240), fps=FPS, pattern="testsrc2")
     subprocess.run(
-        [media.ffmpeg_binary(), "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "1",
+        [ffmpeg.ffmpeg_binary(), "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "1",
          str(poster)],
         check=True,
     )  # fmt: skip
