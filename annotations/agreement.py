@@ -12,6 +12,7 @@ See ``AGGREGATION.md`` next to this file for the reasoning behind the rules.
 """
 
 import enum
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "DSResult",
     "Status",
     "Verdict",
+    "accuracy_below",
     "alpha_by_group",
     "dawid_skene",
     "decide",
@@ -37,6 +39,7 @@ __all__ = [
     "krippendorff_nominal",
     "krippendorff_nominal_from_counts",
     "majority",
+    "score_annotator",
     "score_batch",
 ]
 
@@ -368,6 +371,73 @@ def score_batch(correct: int, total: int, accept: float = 0.8, improper: float =
     if share >= improper:
         return Verdict.IMPROPER
     return Verdict.UNACCEPTABLE
+
+
+def accuracy_below(correct: int, total: int, line: float, prior: tuple[int, int] = (1, 1)) -> float:
+    """Return P(accuracy < line) under the Beta posterior of an annotator's gold accuracy.
+
+    The posterior is Beta(a, b) with ``a = prior[0] + correct`` and ``b = prior[1] + total -
+    correct``. With whole-number parameters its CDF is a binomial tail, computed exactly in log
+    space: P(Beta(a, b) < x) = P(Binomial(a + b - 1, x) >= a). Edge cases: no gold at all gives
+    the prior's own CDF (for the uniform prior, ``line`` itself); ``line`` 0 gives 0 and
+    ``line`` 1 gives 1. Raise ValueError unless ``0 <= correct <= total``, the
+    prior holds two positive integers and ``0 <= line <= 1``.
+    """
+    correct, total = operator.index(correct), operator.index(total)
+    a0, b0 = (operator.index(v) for v in prior)
+    if not 0 <= correct <= total:
+        raise ValueError("need 0 <= correct <= total")
+    if a0 < 1 or b0 < 1:
+        raise ValueError("the prior's pseudo-counts must be positive integers")
+    if not 0.0 <= line <= 1.0:
+        raise ValueError("line must lie in [0, 1]")
+    if line <= 0.0:
+        return 0.0
+    if line >= 1.0:
+        return 1.0
+    a, b = a0 + correct, b0 + total - correct
+    n = a + b - 1
+    j = np.arange(a, n + 1, dtype=np.float64)
+    log_terms = (
+        math.lgamma(n + 1)
+        - np.array([math.lgamma(x + 1) for x in j])
+        - np.array([math.lgamma(n - x + 1) for x in j])
+        + j * math.log(line)
+        + (n - j) * math.log1p(-line)
+    )
+    return float(min(1.0, np.exp(log_terms).sum()))
+
+
+def score_annotator(
+    correct: int,
+    total: int,
+    *,
+    accept: float = 0.8,
+    improper: float = 0.4,
+    confidence: float = 0.97,
+    prior: tuple[int, int] = (1, 1),
+) -> Verdict:
+    """Return the verdict the gold evidence supports on an annotator's accuracy.
+
+    ``correct`` of ``total`` gold answers (all of the annotator's in the campaign since the
+    last reinstatement, not one batch's). With the Beta posterior of ``accuracy_below``:
+    "unacceptable" when P(accuracy < ``improper``) >= ``confidence``; else "improper" when
+    P(accuracy < ``accept``) >= ``confidence``; else "accept". A verdict against the annotator
+    therefore needs strong evidence: 0 of 5 gold right is still only "improper" (P(acc < 0.4)
+    = 0.953), 0 of 6 is "unacceptable" (0.972), and 3 of 5 is "accept" (P(acc < 0.8) = 0.90).
+    With no gold at all the verdict is "accept" (the uniform prior puts 0.8 below 0.8).
+    Raise ValueError on counts as in ``accuracy_below``, or unless
+    ``0 <= improper <= accept <= 1`` and ``0 < confidence < 1``.
+    """
+    if not 0.0 <= improper <= accept <= 1.0:
+        raise ValueError("need 0 <= improper <= accept <= 1")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must lie in (0, 1)")
+    if accuracy_below(correct, total, improper, prior) + _SHARE_TOL >= confidence:
+        return Verdict.UNACCEPTABLE
+    if accuracy_below(correct, total, accept, prior) + _SHARE_TOL >= confidence:
+        return Verdict.IMPROPER
+    return Verdict.ACCEPT
 
 
 # --------------------------------------------------------------------------------------------

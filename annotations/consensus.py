@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
@@ -198,6 +198,44 @@ def _update_locked(task_ids: list[int]) -> None:
                  float(share[j]), new[2], ds, ds_conf, seq)
             )  # fmt: skip
     consensus_write(out)
+    _retire_worn_gold([row[0] for row in rows if row[6]])
+
+
+def _retire_worn_gold(gold_ids: list[int]) -> int:
+    """Retire the gold clips answered by ``gold_max_answers`` annotators and replace each one.
+
+    The replacement is a trusted clip of the same class whose votes were unanimous (at least
+    ``votes_per_clip`` of them), most votes first; it becomes gold with its label as reference.
+    Rows another transaction holds are skipped (a later vote finds the next one). Return how
+    many gold clips were retired.
+    """
+    if not gold_ids:
+        return 0
+    worn = list(
+        Task.objects.filter(
+            pk__in=gold_ids, is_gold=True, gold_retired=False, campaign__gold_max_answers__gt=0
+        )
+        .annotate(answers=Count("votes"))
+        .filter(answers__gte=F("campaign__gold_max_answers"))
+        .values_list("pk", "campaign_id", "gold_label", "campaign__votes_per_clip")
+    )
+    for pk, campaign_id, gold_label, votes_per_clip in worn:
+        Task.objects.filter(pk=pk).update(gold_retired=True, updated_at=timezone.now())
+        candidates = (
+            Task.objects.select_for_update(skip_locked=True)
+            .filter(
+                campaign_id=campaign_id, status=ConsensusStatus.TRUSTED, label=gold_label,
+                is_gold=False, review_locked=False, vote_count__gte=votes_per_clip,
+            )
+            .order_by("-vote_count", "id")
+            .values_list("pk", "counts", "vote_count")[:50]
+        )  # fmt: skip
+        for candidate, counts, total in candidates:
+            if counts[gold_label] == total:
+                Task.objects.filter(pk=candidate).update(is_gold=True, gold_label=gold_label)
+                break
+        logger.info("gold task %s retired after its answers", pk)
+    return len(worn)
 
 
 # The voters of some tasks who have a full batch of unbatched votes waiting: the voters come
@@ -214,15 +252,33 @@ WHERE (SELECT count(*) FROM annotations_vote v
 """
 
 
+# The voters of some tasks whose vote there is recent (not yet in a batch) and who either just
+# answered a gold clip (their gold evidence changed) or are paused (a vote sent after the pause,
+# to a clip they still held): see batches.quality_check.
+_CHECK_VOTERS = """
+SELECT DISTINCT v.campaign_id, v.annotator_id
+FROM annotations_vote v
+JOIN annotations_task t ON t.id = v.task_id
+JOIN annotations_membership m ON m.campaign_id = v.campaign_id AND m.user_id = v.annotator_id
+WHERE v.task_id IN ({ids}) AND v.batch_id IS NULL AND (t.is_gold OR m.paused_at IS NOT NULL)
+"""
+
+
 def _close_full_batches(task_ids: list[int]) -> None:
-    """Close the gold batches that the voters of these tasks have filled (see batches.py)."""
-    from .batches import batches_close
+    """Close the gold batches that the voters of these tasks have filled, and check the
+    quality of those who just answered a gold clip (see batches.py)."""
+    from .batches import batches_close, quality_check
 
     if not task_ids:
         return
+    marks = ", ".join(["%s"] * len(task_ids))
     with connection.cursor() as cursor:
-        cursor.execute(_FULL_BATCHES.format(ids=", ".join(["%s"] * len(task_ids))), task_ids)
+        cursor.execute(_CHECK_VOTERS.format(ids=marks), task_ids)
+        to_check = cursor.fetchall()
+        cursor.execute(_FULL_BATCHES.format(ids=marks), task_ids)
         full = cursor.fetchall()
+    for campaign_id, annotator_id in to_check:
+        quality_check(campaign_id=campaign_id, annotator_id=annotator_id)
     for campaign_id, annotator_id in full:
         batches_close(campaign_id=campaign_id, annotator_id=annotator_id)
 

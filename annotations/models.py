@@ -33,11 +33,20 @@ class Campaign(models.Model):
         default=2 / 3, help_text="Share of votes the leading class needs to be trusted."
     )
     gold_share = models.FloatField(default=0.05, help_text="Share of gold clips in each stream.")
+    gold_max_answers = models.PositiveIntegerField(
+        default=20,
+        help_text="Answers after which a gold clip is retired and replaced (0: never retired).",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long an assignment holds its clip for an annotator."
     )
     batch_size = models.PositiveSmallIntegerField(
         default=100, help_text="Answered clips per gold-scored batch."
+    )
+    quality_confidence = models.FloatField(
+        default=0.97,
+        help_text="Posterior probability the gold evidence needs before a verdict goes against "
+        "an annotator (Improper, Unacceptable and the pause).",
     )
     aggregation = models.CharField(
         max_length=16, choices=Aggregation.choices, default=Aggregation.MAJORITY
@@ -89,6 +98,11 @@ class Membership(models.Model):
     # the campaign's share of each stream with these (see ASSIGNMENT.md).
     served = models.PositiveIntegerField(default=0)
     gold_served = models.PositiveIntegerField(default=0)
+    # Set while the member is paused in this campaign (an Unacceptable verdict, or accuracy
+    # confidently below the line): ``next/`` refuses them until a reviewer reinstates them.
+    # Every pause and reinstatement is recorded in ``AnnotatorPause``.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -138,6 +152,9 @@ class Task(models.Model):
     clip = models.ForeignKey("clips.Clip", on_delete=models.PROTECT, related_name="tasks")
     is_gold = models.BooleanField(default=False)
     gold_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
+    # A gold clip answered by ``campaign.gold_max_answers`` annotators is no longer served (its
+    # answer may be known around); a trusted clip of its class takes its place (see AGGREGATION.md).
+    gold_retired = models.BooleanField(default=False)
     votes_needed = models.PositiveSmallIntegerField(default=3)
     vote_count = models.PositiveSmallIntegerField(default=0)
     lease_count = models.PositiveSmallIntegerField(default=0)
@@ -383,6 +400,37 @@ class GoldBatch(models.Model):
     @property
     def accuracy(self) -> float | None:
         return self.gold_correct / self.gold_total if self.gold_total else None
+
+
+class AnnotatorPause(models.Model):
+    """One pause or reinstatement of an annotator in a campaign: who, when and why (append-only).
+
+    ``by`` is empty for a pause the quality check decided (then ``batch`` names the batch).
+    """
+
+    class Action(models.TextChoices):
+        PAUSE = "pause", "Paused"
+        REINSTATE = "reinstate", "Reinstated"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pauses")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pauses"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        "GoldBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "annotator", "id"], name="pause_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.annotator} in campaign {self.campaign_id}"
 
 
 class CampaignStatistics(models.Model):
