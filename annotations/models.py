@@ -18,6 +18,7 @@ class Campaign(models.Model):
     """A labelling job over a set of clips, with its rules."""
 
     class Aggregation(models.TextChoices):
+        CONFIDENCE = "confidence", "Posterior from each voter's confusion, to a target precision"
         MAJORITY = "majority", "Majority with minimum agreement"
         DAWID_SKENE = "dawid_skene", "Dawid-Skene"
 
@@ -49,7 +50,11 @@ class Campaign(models.Model):
         "an annotator (Improper, Unacceptable and the pause).",
     )
     aggregation = models.CharField(
-        max_length=16, choices=Aggregation.choices, default=Aggregation.MAJORITY
+        max_length=16, choices=Aggregation.choices, default=Aggregation.CONFIDENCE
+    )
+    target_precision = models.FloatField(
+        default=0.97,
+        help_text="Posterior a clip's top class needs to be trusted (confidence aggregation).",
     )
     ds_threshold = models.FloatField(
         default=0.9, help_text="Dawid-Skene posterior needed to trust a clip."
@@ -74,6 +79,14 @@ class Campaign(models.Model):
             ),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="campaign_lease"),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="campaign_batch_size"),
+            models.CheckConstraint(
+                condition=Q(target_precision__gt=0.5) & Q(target_precision__lt=1),
+                name="campaign_target_precision",
+            ),
+            models.CheckConstraint(
+                condition=Q(quality_confidence__gt=0) & Q(quality_confidence__lt=1),
+                name="campaign_quality_confidence",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -400,6 +413,44 @@ class GoldBatch(models.Model):
     @property
     def accuracy(self) -> float | None:
         return self.gold_correct / self.gold_total if self.gold_total else None
+
+
+class TrustModel(models.Model):
+    """A campaign's fitted model for the confidence rule: the state prior, and what the last
+    recomputes changed (see AGGREGATION.md). Each annotator's confusion is an AnnotatorModel."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="trust_model")
+    # The prior over the 7 classes and PASS (unlabellable), in Answer order.
+    priors = models.JSONField(default=list)
+    fitted_at = models.DateTimeField(null=True, blank=True)
+    recomputes = models.PositiveIntegerField(default=0)
+    # Decisions (status or label) the last recompute changed, and all recomputes together:
+    # with the votes unchanged, only a change of the fitted model changes a decision.
+    last_changes = models.PositiveIntegerField(default=0)
+    total_changes = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"trust model of campaign {self.campaign_id}"
+
+
+class AnnotatorModel(models.Model):
+    """One annotator's fitted confusion in a campaign: row k = P(answer | true state k), over
+    the 7 classes and PASS. An annotator without a row has the newcomer prior's confusion."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    confusion = models.JSONField()
+    votes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator"], name="annotator_model_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"model of {self.annotator_id} in campaign {self.campaign_id}"
 
 
 class AnnotatorPause(models.Model):

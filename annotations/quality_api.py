@@ -45,7 +45,7 @@ class MemberStateOutput(serializers.Serializer):
 class PauseOutput(serializers.Serializer):
     id = serializers.IntegerField()
     annotator = serializers.CharField(source="annotator.username")
-    action = serializers.ChoiceField(choices=AnnotatorPause.Action.choices)
+    action = serializers.CharField(help_text='"pause" or "reinstate".')
     by = serializers.CharField(source="by.username", allow_null=True, default=None)
     batch = serializers.IntegerField(source="batch_id", allow_null=True)
     reason = serializers.CharField()
