@@ -12,6 +12,7 @@ See ``AGGREGATION.md`` next to this file for the reasoning behind the rules.
 """
 
 import enum
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,13 +31,19 @@ __all__ = [
     "DSResult",
     "Status",
     "Verdict",
+    "accuracy_below",
     "alpha_by_group",
+    "clip_posteriors",
+    "decide_by_posterior",
+    "default_priors",
+    "prior_confusion",
     "dawid_skene",
     "decide",
     "fleiss_kappa",
     "krippendorff_nominal",
     "krippendorff_nominal_from_counts",
     "majority",
+    "score_annotator",
     "score_batch",
 ]
 
@@ -370,6 +377,73 @@ def score_batch(correct: int, total: int, accept: float = 0.8, improper: float =
     return Verdict.UNACCEPTABLE
 
 
+def accuracy_below(correct: int, total: int, line: float, prior: tuple[int, int] = (1, 1)) -> float:
+    """Return P(accuracy < line) under the Beta posterior of an annotator's gold accuracy.
+
+    The posterior is Beta(a, b) with ``a = prior[0] + correct`` and ``b = prior[1] + total -
+    correct``. With whole-number parameters its CDF is a binomial tail, computed exactly in log
+    space: P(Beta(a, b) < x) = P(Binomial(a + b - 1, x) >= a). Edge cases: no gold at all gives
+    the prior's own CDF (for the uniform prior, ``line`` itself); ``line`` 0 gives 0 and
+    ``line`` 1 gives 1. Raise ValueError unless ``0 <= correct <= total``, the
+    prior holds two positive integers and ``0 <= line <= 1``.
+    """
+    correct, total = operator.index(correct), operator.index(total)
+    a0, b0 = (operator.index(v) for v in prior)
+    if not 0 <= correct <= total:
+        raise ValueError("need 0 <= correct <= total")
+    if a0 < 1 or b0 < 1:
+        raise ValueError("the prior's pseudo-counts must be positive integers")
+    if not 0.0 <= line <= 1.0:
+        raise ValueError("line must lie in [0, 1]")
+    if line <= 0.0:
+        return 0.0
+    if line >= 1.0:
+        return 1.0
+    a, b = a0 + correct, b0 + total - correct
+    n = a + b - 1
+    j = np.arange(a, n + 1, dtype=np.float64)
+    log_terms = (
+        math.lgamma(n + 1)
+        - np.array([math.lgamma(x + 1) for x in j])
+        - np.array([math.lgamma(n - x + 1) for x in j])
+        + j * math.log(line)
+        + (n - j) * math.log1p(-line)
+    )
+    return float(min(1.0, np.exp(log_terms).sum()))
+
+
+def score_annotator(
+    correct: int,
+    total: int,
+    *,
+    accept: float = 0.8,
+    improper: float = 0.4,
+    confidence: float = 0.97,
+    prior: tuple[int, int] = (1, 1),
+) -> Verdict:
+    """Return the verdict the gold evidence supports on an annotator's accuracy.
+
+    ``correct`` of ``total`` gold answers (all of the annotator's in the campaign since the
+    last reinstatement, not one batch's). With the Beta posterior of ``accuracy_below``:
+    "unacceptable" when P(accuracy < ``improper``) >= ``confidence``; else "improper" when
+    P(accuracy < ``accept``) >= ``confidence``; else "accept". A verdict against the annotator
+    therefore needs strong evidence: 0 of 5 gold right is still only "improper" (P(acc < 0.4)
+    = 0.953), 0 of 6 is "unacceptable" (0.972), and 3 of 5 is "accept" (P(acc < 0.8) = 0.90).
+    With no gold at all the verdict is "accept" (the uniform prior puts 0.8 below 0.8).
+    Raise ValueError on counts as in ``accuracy_below``, or unless
+    ``0 <= improper <= accept <= 1`` and ``0 < confidence < 1``.
+    """
+    if not 0.0 <= improper <= accept <= 1.0:
+        raise ValueError("need 0 <= improper <= accept <= 1")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must lie in (0, 1)")
+    if accuracy_below(correct, total, improper, prior) + _SHARE_TOL >= confidence:
+        return Verdict.UNACCEPTABLE
+    if accuracy_below(correct, total, accept, prior) + _SHARE_TOL >= confidence:
+        return Verdict.IMPROPER
+    return Verdict.ACCEPT
+
+
 # --------------------------------------------------------------------------------------------
 # Dawid-Skene
 # --------------------------------------------------------------------------------------------
@@ -432,6 +506,7 @@ def dawid_skene(
     max_iter: int = 50,
     tol: float = 1e-6,
     smoothing: float = 0.01,
+    confusion_prior: ArrayLike | None = None,
 ) -> DSResult:
     """Estimate true classes and per-worker confusion matrices with Dawid-Skene EM.
 
@@ -450,6 +525,12 @@ def dawid_skene(
     which EM never decreases; with ``smoothing=0`` it is the plain log-likelihood. Stop when
     its change is at most ``tol * |previous|`` or after ``max_iter`` iterations.
 
+    ``confusion_prior`` (K x K pseudo-counts, row k = what a worker facing class k is believed
+    to answer before any evidence) replaces ``smoothing`` in every worker's confusion rows: a
+    worker with few votes keeps a confusion near the prior's rows, a busy one is ruled by its
+    votes. The objective then adds ``sum(confusion_prior * log confusion)`` (the Dirichlet
+    log-density up to a constant), which EM still never decreases.
+
     Clips with neither votes nor gold carry no evidence: their posterior is the prior and their
     label -1; they do not enter the prior estimate. Raise ValueError on malformed input.
     """
@@ -464,6 +545,12 @@ def dawid_skene(
     if not clip.shape == worker.shape == ans.shape:
         raise ValueError("clip_idx, worker_idx and answer must have the same length")
     gold_label = _gold_array(gold, n_clips, k)
+    if confusion_prior is None:
+        pseudo = np.full((k, k), float(smoothing))
+    else:
+        pseudo = np.asarray(confusion_prior, dtype=np.float64)
+        if pseudo.shape != (k, k) or not np.all(np.isfinite(pseudo)) or pseudo.min() < 0:
+            raise ValueError("confusion_prior must be a K x K array of pseudo-counts >= 0")
     is_gold = gold_label >= 0
     gold_rows = np.flatnonzero(is_gold)
 
@@ -493,7 +580,7 @@ def dawid_skene(
         mass = np.stack(
             [np.bincount(pair, weights=p[clip], minlength=n_pairs) for p in post]
         ).astype(np.float64)  # (bincount of no votes returns integers)
-        confusion = _normalise(mass.reshape(k, n_workers, k).transpose(1, 0, 2) + smoothing, axis=2)
+        confusion = _normalise(mass.reshape(k, n_workers, k).transpose(1, 0, 2) + pseudo, axis=2)
 
         # E-step: log prior plus the log confusion entries of each clip's votes.
         with np.errstate(divide="ignore"):
@@ -518,7 +605,10 @@ def dawid_skene(
             ll = float((np.log(evidence[plain]) + peak[plain]).sum())
         ll += float(joint[gold_of_gold, gold_rows].sum())
         if smoothing > 0:
-            ll += smoothing * float(log_priors.sum() + log_conf.sum())
+            ll += smoothing * float(log_priors.sum())
+        if n_workers:
+            with np.errstate(invalid="ignore"):  # 0 * log 0 counts as 0
+                ll += float(np.nansum(pseudo[None] * log_conf))
         trace.append(ll)
         if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-2]):
             converged = True
@@ -536,3 +626,141 @@ def dawid_skene(
         log_likelihood_trace=trace,
         converged=converged,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The confidence rule: each clip's posterior from its voters' confusions
+# --------------------------------------------------------------------------------------------
+
+#: A newcomer's believed accuracy (the diagonal of the prior confusion) and the weight of that
+#: belief in pseudo-answers per row; see ``prior_confusion``.
+NEWCOMER_ACCURACY = 0.7
+NEWCOMER_STRENGTH = 8.0
+#: The share of clips believed unlabellable (PASS as the truth) before any evidence.
+PASS_PRIOR = 0.05
+
+
+def prior_confusion(
+    n_states: int, accuracy: float = NEWCOMER_ACCURACY, strength: float = NEWCOMER_STRENGTH
+) -> NDArray[np.float64]:
+    """Return the pseudo-counts (states x states) of a newcomer's confusion.
+
+    Each row holds ``strength`` pseudo-answers: ``accuracy`` of them on the true state, the rest
+    spread evenly over the other states. Normalised, each row is what an annotator nobody knows
+    is believed to answer. Raise ValueError unless ``n_states >= 2``, ``0 < accuracy < 1`` and
+    ``strength > 0``.
+    """
+    n_states = operator.index(n_states)
+    if n_states < 2 or not 0.0 < accuracy < 1.0 or not strength > 0:
+        raise ValueError("need n_states >= 2, 0 < accuracy < 1 and strength > 0")
+    off = (1.0 - accuracy) / (n_states - 1)
+    table = np.full((n_states, n_states), off)
+    np.fill_diagonal(table, accuracy)
+    return table * strength
+
+
+def default_priors(n_states: int, pass_share: float = PASS_PRIOR) -> NDArray[np.float64]:
+    """Return the state prior before any fit: the classes equal, the last state (PASS) at
+    ``pass_share``. Raise ValueError unless ``n_states >= 2`` and ``0 < pass_share < 1``."""
+    n_states = operator.index(n_states)
+    if n_states < 2 or not 0.0 < pass_share < 1.0:
+        raise ValueError("need n_states >= 2 and 0 < pass_share < 1")
+    priors = np.full(n_states, (1.0 - pass_share) / (n_states - 1))
+    priors[-1] = pass_share
+    return priors
+
+
+def clip_posteriors(
+    clip_idx: ArrayLike,
+    worker_idx: ArrayLike,
+    answer: ArrayLike,
+    n_clips: int,
+    confusion: ArrayLike,
+    priors: ArrayLike,
+) -> NDArray[np.float64]:
+    """Return each clip's posterior over the states given its votes (n_clips x K).
+
+    ``confusion[w, k, l]`` is P(worker w answers l | true state k) (rows sum to 1) and
+    ``priors[k]`` the state prior. Votes are independent given the state, so a clip's log
+    posterior is log prior plus the sum of its votes' log confusion columns, normalised in log
+    space (this is Dawid-Skene's E-step). A clip without votes gets the prior. A zero entry
+    is allowed (the state is then excluded); a clip whose votes exclude every state gets the
+    prior too (no state explains them, so they are no evidence). Raise ValueError on shapes
+    that do not match or a vote index out of range.
+    """
+    conf = np.asarray(confusion, dtype=np.float64)
+    prior = np.asarray(priors, dtype=np.float64)
+    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or prior.shape != (conf.shape[1],):
+        raise ValueError("confusion must be W x K x K and priors K")
+    n_workers, k = conf.shape[0], conf.shape[1]
+    n_clips = operator.index(n_clips)
+    clip = _as_index(clip_idx, "clip_idx", max(n_clips, 1))
+    worker = _as_index(worker_idx, "worker_idx", max(n_workers, 1))
+    ans = _as_index(answer, "answer", k)
+    if not clip.shape == worker.shape == ans.shape:
+        raise ValueError("clip_idx, worker_idx and answer must have the same length")
+    with np.errstate(divide="ignore"):
+        log_conf = np.log(conf)
+        log_prior = np.log(prior)
+    # [state, vote]: the log probability of each vote's answer under each true state.
+    per_vote = log_conf[worker, :, ans].T
+    joint = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in per_vote])
+    joint = joint + log_prior[:, None]
+    peak = joint.max(axis=0)
+    dead = ~np.isfinite(peak)
+    joint[:, dead] = log_prior[:, None]
+    peak = np.where(dead, log_prior.max(), peak)
+    with np.errstate(under="ignore"):
+        weights = np.exp(joint - peak)
+    return np.ascontiguousarray(_normalise(weights, axis=0).T)
+
+
+def decide_by_posterior(
+    posteriors: ArrayLike,
+    total: ArrayLike,
+    needed: ArrayLike | int,
+    max_votes: ArrayLike | int,
+    target: float = 0.97,
+) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
+    """Apply the confidence rule; return ``(status, label, confidence, votes_needed)``.
+
+    ``posteriors`` is clips x K (the classes, then PASS as the last state), ``total`` each
+    clip's valid votes, ``needed`` the votes it asks for and ``max_votes`` its cap (ints, or one
+    per clip). With ``top`` the most probable state and ``confidence`` its posterior:
+
+    * ``total < needed``: COLLECTING, ``votes_needed = needed``;
+    * ``confidence >= target``: TRUSTED with ``top`` as label, or DISCARDED if ``top`` is PASS;
+    * else, under the cap: COLLECTING with ``votes_needed = total + 1`` (one vote at a time);
+    * else DISPUTED, for review.
+
+    ``needed`` above the cap is capped, so a clip at the cap is always decided. Ties for
+    ``top`` go to the lower index; they never reach a target above 1/2. ``label`` is -1 unless
+    TRUSTED; ``confidence`` is returned for every clip. Raise ValueError unless
+    ``0.5 < target < 1``, ``needed >= 1`` and ``max_votes >= 1``.
+    """
+    post = np.asarray(posteriors, dtype=np.float64)
+    if post.ndim != 2 or post.shape[1] < 2:
+        raise ValueError("posteriors must be clips x states (at least 2)")
+    if not 0.5 < target < 1.0:
+        raise ValueError("target must lie in (0.5, 1)")
+    n = post.shape[0]
+    total = np.broadcast_to(np.asarray(total, dtype=np.int64), (n,))
+    cap = np.broadcast_to(np.asarray(max_votes, dtype=np.int64), (n,))
+    need = np.broadcast_to(np.asarray(needed, dtype=np.int64), (n,))
+    if n and (need.min() < 1 or cap.min() < 1):
+        raise ValueError("needed and max_votes must be at least 1")
+    need = np.minimum(need, cap)
+    top = post.argmax(axis=1)
+    confidence = post.max(axis=1) if n else np.zeros(0)
+    enough = total >= need
+    sure = enough & (confidence + _SHARE_TOL >= target)
+    unsure = enough & ~sure
+    at_cap = total >= cap
+    pass_state = post.shape[1] - 1
+    status = np.full(n, COLLECTING, dtype=np.int8)
+    status[sure & (top != pass_state)] = TRUSTED
+    status[sure & (top == pass_state)] = DISCARDED
+    status[unsure & at_cap] = DISPUTED
+    label = np.where(status == TRUSTED, top, -1).astype(np.int8)
+    votes_needed = np.where(unsure & ~at_cap, total + 1, need).astype(np.int64)
+    return status, label, confidence, votes_needed

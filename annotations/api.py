@@ -20,7 +20,7 @@ from labelstudio_ferv.expressions import answer_from_key
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 from labelstudio_ferv.parsers import JSONParser
 
-from . import selectors, services
+from . import quality, selectors, services
 from .access import access_campaign
 from .models import Role
 from .serializers import (
@@ -43,6 +43,10 @@ ASSIGNMENT_ID = path_id("assignment_id", "One of your assignments.")
 TASK_ID = path_id("task_id", "A clip of the campaign (its task id).")
 
 E403 = error_response("Your role in this campaign is too low for this.")
+E403_PAUSED = error_response(
+    "`annotator_paused`: you are paused in this campaign (the message says why) until a "
+    "reviewer reinstates you."
+)
 E404_CAMPAIGN = error_response("No such campaign, or you are not a member of it.")
 E404_ASSIGNMENT = error_response("No such assignment of yours.")
 E409 = error_response("The request conflicts with the state of the clip (see the message).")
@@ -122,6 +126,7 @@ class NextView(APIView):
             400: E400,
             204: OpenApiResponse(description="No clip is left for you in this campaign."),
             401: E401,
+            403: E403_PAUSED,
             404: E404_CAMPAIGN,
             409: E409,
         },
@@ -131,6 +136,7 @@ class NextView(APIView):
     def post(self, request: Request, campaign_id: int) -> Response:
         ahead = _ahead(request)
         campaign, membership = access_campaign(user=request.user, campaign_id=campaign_id)
+        quality.annotator_gate(membership=membership)
         offer = services.assignment_next(
             campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )
@@ -201,6 +207,10 @@ class AnswerNextView(APIView):
                 AnswerNextOutput, description="Answer already stored (a retry) or corrected."
             ),
             **ANSWER_ERRORS,
+            403: error_response(
+                "`annotator_paused`: your answer is stored, but you are paused in this campaign "
+                "and get no next clip until a reviewer reinstates you."
+            ),
         },
         summary="Answer a clip and get the next",
         tags=["annotate"],
@@ -213,6 +223,8 @@ class AnswerNextView(APIView):
         campaign, membership = access_campaign(
             user=request.user, campaign_id=result.vote.campaign_id
         )
+        # The answer is stored (a retry finds it); a paused annotator gets no next clip.
+        quality.annotator_gate(membership=membership)
         offer = services.assignment_next(
             campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )

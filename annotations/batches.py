@@ -1,16 +1,24 @@
-"""Gold batches, the FERV39k way: each annotator's answers, scored on the gold clips in them.
+"""Gold batches: each annotator's answers, cut into batches and judged on the gold evidence.
 
-An annotator's valid votes in a campaign are cut, in the order they were given, into batches of
-``campaign.batch_size``. A full batch is scored on its gold clips (``agreement.score_batch``):
-Accept, Improper (a reviewer accepts or rejects it as a whole) or Unacceptable. The votes of an
-Unacceptable or rejected batch stop counting: they are marked invalid (never deleted, with who
-and when), and the consensus of every clip they touched is recomputed, so those clips ask for
-replacement votes.
+An annotator's votes in a campaign are cut, in the order they were given, into batches of
+``campaign.batch_size``. A batch's verdict comes from all of the annotator's gold answers in the
+campaign since their last reinstatement (``agreement.score_annotator``, a Beta posterior), not
+from the handful of gold clips in the batch: Accept, Improper (a reviewer accepts or rejects it
+as a whole) or Unacceptable. The votes of an Unacceptable or rejected batch stop counting: they
+are marked invalid (never deleted, with who and when), and the consensus of every clip they
+touched is recomputed, so those clips ask for replacement votes.
+
+An Unacceptable verdict pauses the annotator (``quality.py``). The evidence is checked after
+every gold answer (``quality_check``): once it is confidently below the line, the votes since
+the last batch are closed as a partial batch at once. A partial batch is also closed for an
+annotator idle for ``IDLE_MINUTES`` (``batches_close_idle``, run by beat), so no unscored tail
+keeps counting.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -19,16 +27,20 @@ from django.utils import timezone
 
 from labelstudio_ferv.errors import Conflict
 
-from . import agreement
+from . import agreement, quality
 from .consensus import consensus_enqueue
 from .models import Campaign, GoldBatch, Membership, Vote
 
 logger = logging.getLogger(__name__)
 
 
-def batches_close(*, campaign_id: int, annotator_id: int) -> list[GoldBatch]:
+IDLE_MINUTES = 30
+
+
+def batches_close(*, campaign_id: int, annotator_id: int, partial: bool = False) -> list[GoldBatch]:
     """Cut the annotator's unbatched votes into full batches and score each; return them.
 
+    With ``partial``, the votes left over after the full batches make one more, shorter batch.
     Safe to run concurrently and repeatedly: the member's row lock serialises runs for one
     annotator, and only votes without a batch are taken.
     """
@@ -59,17 +71,57 @@ def batches_close(*, campaign_id: int, annotator_id: int) -> list[GoldBatch]:
             )["n"]
             or 0
         )
-        while len(pending) >= size:
+        evidence = quality.gold_evidence(campaign_id=campaign_id, annotator_id=annotator_id)
+        verdict = evidence.verdict(campaign)
+        if member.paused_at is not None:
+            # Votes sent while paused (to a clip still held) do not count.
+            verdict = agreement.Verdict.UNACCEPTABLE
+        while len(pending) >= size or (partial and pending):
             chunk, pending = pending[:size], pending[size:]
             number += 1
-            closed.append(_score(campaign, annotator_id, number, chunk))
+            closed.append(_score(member, number, chunk, verdict))
     return closed
 
 
-def _score(campaign: Campaign, annotator_id: int, number: int, chunk: list[tuple]) -> GoldBatch:
+def quality_check(*, campaign_id: int, annotator_id: int) -> list[GoldBatch]:
+    """After a gold answer: close the annotator's votes as batches now if the evidence is
+    confidently below the unacceptable line (which pauses them), or if the annotator is
+    already paused; return the batches closed."""
+    paused = Membership.objects.filter(
+        campaign_id=campaign_id, user_id=annotator_id, paused_at__isnull=False
+    ).exists()
+    evidence = quality.gold_evidence(campaign_id=campaign_id, annotator_id=annotator_id)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if not paused and evidence.verdict(campaign) != agreement.Verdict.UNACCEPTABLE:
+        return []
+    return batches_close(campaign_id=campaign_id, annotator_id=annotator_id, partial=True)
+
+
+def batches_close_idle(*, idle_minutes: float = IDLE_MINUTES) -> int:
+    """Close, as partial batches, the unbatched votes of annotators idle that long; return how
+    many annotators had a tail closed."""
+    cutoff = timezone.now() - timedelta(minutes=idle_minutes)
+    idle = (
+        Vote.objects.filter(batch__isnull=True)
+        .values("campaign_id", "annotator_id")
+        .annotate(last=Max("created_at"))
+        .filter(last__lt=cutoff)
+    )
+    done = 0
+    for row in list(idle):
+        if batches_close(
+            campaign_id=row["campaign_id"], annotator_id=row["annotator_id"], partial=True
+        ):
+            done += 1
+    return done
+
+
+def _score(
+    member: Membership, number: int, chunk: list[tuple], verdict: agreement.Verdict
+) -> GoldBatch:
+    campaign, annotator_id = member.campaign, member.user_id
     gold = [(answer, label) for _, answer, is_gold, label in chunk if is_gold]
     correct = sum(answer == label for answer, label in gold)
-    verdict = agreement.score_batch(correct, len(gold))
     batch = GoldBatch.objects.create(
         campaign=campaign,
         annotator_id=annotator_id,
@@ -86,6 +138,21 @@ def _score(campaign: Campaign, annotator_id: int, number: int, chunk: list[tuple
     if verdict == GoldBatch.Verdict.UNACCEPTABLE:
         logger.info("batch %s of annotator %s is unacceptable", batch.pk, annotator_id)
         _invalidate(batch, by=None)
+        evidence = quality.gold_evidence(campaign_id=campaign.pk, annotator_id=annotator_id)
+        reason = (
+            f"{evidence.correct} of your {evidence.total} check clips were answered right, "
+            "which is too few to go on."
+        )
+        if quality.annotator_pause_locked(member=member, reason=reason, batch=batch):
+            # Batches still waiting for a reviewer are settled by the pause: rejected.
+            for pending in GoldBatch.objects.filter(
+                campaign=campaign, annotator_id=annotator_id, review=GoldBatch.Review.PENDING
+            ):
+                pending.review = GoldBatch.Review.REJECTED
+                pending.reviewed_at = timezone.now()
+                pending.review_note = "Rejected with the annotator's pause."
+                pending.save(update_fields=["review", "reviewed_at", "review_note"])
+                _invalidate(pending, by=None)
     return batch
 
 

@@ -14,15 +14,16 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
 from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
-from .models import Campaign, ConsensusStatus, Task
+from .models import AnnotatorModel, Campaign, ConsensusStatus, Task, TrustModel
 from .statements import consensus_write
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
 # plain queries (this runs once per vote; the ORM would spend more time building them).
 _TASK_STATE = """
 SELECT t.id, t.extra_votes, t.status, t.label, t.votes_needed, t.review_locked, t.is_gold,
-       t.ds_label, t.ds_confidence, t.vote_seq, c.votes_per_clip, c.max_votes, c.min_agreement
+       t.ds_label, t.ds_confidence, t.vote_seq, c.votes_per_clip, c.max_votes, c.min_agreement,
+       c.aggregation, c.target_precision, c.id
 FROM annotations_task t JOIN annotations_campaign c ON c.id = t.campaign_id
 WHERE t.id IN ({ids})
 ORDER BY t.id
@@ -156,6 +158,11 @@ _TASK_COUNTS = """
 SELECT task_id, answer, count(*) FROM annotations_vote
 WHERE task_id IN ({ids}) AND is_valid
 GROUP BY task_id, answer
+"""
+# The valid votes themselves (a few per task): the confidence rule weighs each by its voter.
+_TASK_VOTES = """
+SELECT task_id, annotator_id, answer FROM annotations_vote
+WHERE task_id IN ({ids}) AND is_valid
 """
 
 
@@ -174,24 +181,41 @@ def _update_locked(task_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_TASK_STATE.format(ids=marks), task_ids)
         rows = cursor.fetchall()
-        cursor.execute(_TASK_COUNTS.format(ids=marks), task_ids)
-        voted = cursor.fetchall()
+        cursor.execute(_TASK_VOTES.format(ids=marks), task_ids)
+        voted = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
     if not rows:
         return
     index = {row[0]: i for i, row in enumerate(rows)}
+    vote_row = np.array([index[t] for t in voted[:, 0].tolist()], dtype=np.int64)
     counts = np.zeros((len(rows), N_ANSWERS), dtype=np.int64)
-    for task_id, answer, n in voted:
-        counts[index[task_id], answer] = n
-    groups: dict[_Rule, list[int]] = {}
+    np.add.at(counts, (vote_row, voted[:, 2]), 1)
+    groups: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
-        groups.setdefault(_Rule(*row[10:13]), []).append(i)
+        confidence = row[13] == Campaign.Aggregation.CONFIDENCE
+        key = (_Rule(*row[10:13]), row[15] if confidence else None, row[14])
+        groups.setdefault(key, []).append(i)
     out = []
-    for rule, members in groups.items():
+    for (rule, confidence_campaign, target), members in groups.items():
         pick = np.array(members)
         extra = np.array([rows[i][1] for i in members], dtype=np.int64)
         status, label, share, needed = _decide_by_extra(rule, counts[pick], extra)
+        ds = [(rows[i][7], rows[i][8]) for i in members]
+        if confidence_campaign is not None:
+            mine = np.isin(vote_row, pick)
+            local = np.searchsorted(pick, vote_row[mine])  # pick is sorted (rows are by id)
+            model = model_load(
+                campaign_id=confidence_campaign, annotators=np.unique(voted[mine, 1])
+            )
+            status, label, post_conf, needed, top = confidence_decide(
+                model, local, voted[mine, 1], voted[mine, 2], counts[pick].sum(axis=1),
+                rule.votes_per_clip + extra, rule.max_votes + extra, target,
+            )  # fmt: skip
+            ds = [
+                (int(t) if t < N_CLASSES else None, float(c))
+                for t, c in zip(top.tolist(), post_conf.tolist(), strict=True)
+            ]
         for j, i in enumerate(members):
-            pk, _, old_status, old_label, old_needed, locked, gold, ds, ds_conf, seq = rows[i][:10]
+            pk, _, old_status, old_label, old_needed, locked, gold, _, _, seq = rows[i][:10]
             # A reviewer's decision always wins, and gold clips keep their reference label.
             if old_status == ConsensusStatus.ADJUDICATED or locked or gold:
                 new = (old_status, old_label, old_needed)
@@ -203,9 +227,47 @@ def _update_locked(task_ids: list[int]) -> None:
                 )
             out.append(
                 (pk, json.dumps(counts[i].tolist()), int(counts[i].sum()), new[0], new[1],
-                 float(share[j]), new[2], ds, ds_conf, seq)
+                 float(share[j]), new[2], ds[j][0], ds[j][1], seq)
             )  # fmt: skip
     consensus_write(out)
+    _retire_worn_gold([row[0] for row in rows if row[6]])
+
+
+def _retire_worn_gold(gold_ids: list[int]) -> int:
+    """Retire the gold clips answered by ``gold_max_answers`` annotators and replace each one.
+
+    The replacement is a trusted clip of the same class whose votes were unanimous (at least
+    ``votes_per_clip`` of them), most votes first; it becomes gold with its label as reference.
+    Rows another transaction holds are skipped (a later vote finds the next one). Return how
+    many gold clips were retired.
+    """
+    if not gold_ids:
+        return 0
+    worn = list(
+        Task.objects.filter(
+            pk__in=gold_ids, is_gold=True, gold_retired=False, campaign__gold_max_answers__gt=0
+        )
+        .annotate(answers=Count("votes"))
+        .filter(answers__gte=F("campaign__gold_max_answers"))
+        .values_list("pk", "campaign_id", "gold_label", "campaign__votes_per_clip")
+    )
+    for pk, campaign_id, gold_label, votes_per_clip in worn:
+        Task.objects.filter(pk=pk).update(gold_retired=True, updated_at=timezone.now())
+        candidates = (
+            Task.objects.select_for_update(skip_locked=True)
+            .filter(
+                campaign_id=campaign_id, status=ConsensusStatus.TRUSTED, label=gold_label,
+                is_gold=False, review_locked=False, vote_count__gte=votes_per_clip,
+            )
+            .order_by("-vote_count", "id")
+            .values_list("pk", "counts", "vote_count")[:50]
+        )  # fmt: skip
+        for candidate, counts, total in candidates:
+            if counts[gold_label] == total:
+                Task.objects.filter(pk=candidate).update(is_gold=True, gold_label=gold_label)
+                break
+        logger.info("gold task %s retired after its answers", pk)
+    return len(worn)
 
 
 # The voters of some tasks who have a full batch of unbatched votes waiting: the voters come
@@ -222,15 +284,33 @@ WHERE (SELECT count(*) FROM annotations_vote v
 """
 
 
+# The voters of some tasks whose vote there is recent (not yet in a batch) and who either just
+# answered a gold clip (their gold evidence changed) or are paused (a vote sent after the pause,
+# to a clip they still held): see batches.quality_check.
+_CHECK_VOTERS = """
+SELECT DISTINCT v.campaign_id, v.annotator_id
+FROM annotations_vote v
+JOIN annotations_task t ON t.id = v.task_id
+JOIN annotations_membership m ON m.campaign_id = v.campaign_id AND m.user_id = v.annotator_id
+WHERE v.task_id IN ({ids}) AND v.batch_id IS NULL AND (t.is_gold OR m.paused_at IS NOT NULL)
+"""
+
+
 def _close_full_batches(task_ids: list[int]) -> None:
-    """Close the gold batches that the voters of these tasks have filled (see batches.py)."""
-    from .batches import batches_close
+    """Close the gold batches that the voters of these tasks have filled, and check the
+    quality of those who just answered a gold clip (see batches.py)."""
+    from .batches import batches_close, quality_check
 
     if not task_ids:
         return
+    marks = ", ".join(["%s"] * len(task_ids))
     with connection.cursor() as cursor:
-        cursor.execute(_FULL_BATCHES.format(ids=", ".join(["%s"] * len(task_ids))), task_ids)
+        cursor.execute(_CHECK_VOTERS.format(ids=marks), task_ids)
+        to_check = cursor.fetchall()
+        cursor.execute(_FULL_BATCHES.format(ids=marks), task_ids)
         full = cursor.fetchall()
+    for campaign_id, annotator_id in to_check:
+        quality_check(campaign_id=campaign_id, annotator_id=annotator_id)
     for campaign_id, annotator_id in full:
         batches_close(campaign_id=campaign_id, annotator_id=annotator_id)
 
@@ -238,6 +318,108 @@ def _close_full_batches(task_ids: list[int]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Whole-campaign recompute
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FittedModel:
+    """The confidence rule's model of a campaign: the state prior and each annotator's
+    confusion (K x K over the classes and PASS); annotators not in ``confusion`` are
+    newcomers and get the prior confusion."""
+
+    priors: np.ndarray
+    confusion: dict[int, np.ndarray]
+
+    def stack(self, annotators: np.ndarray) -> np.ndarray:
+        """Return the confusions of these annotators (W x K x K), newcomers given the prior."""
+        newcomer = _newcomer_confusion()
+        if not len(annotators):
+            return np.zeros((0, N_ANSWERS, N_ANSWERS))
+        return np.stack([self.confusion.get(int(a), newcomer) for a in annotators.tolist()])
+
+
+def _newcomer_confusion() -> np.ndarray:
+    table = agreement.prior_confusion(N_ANSWERS)
+    return table / table.sum(axis=1, keepdims=True)
+
+
+def model_load(*, campaign_id: int, annotators: np.ndarray | None = None) -> FittedModel:
+    """Return the campaign's stored model (the defaults before its first recompute)."""
+    priors = TrustModel.objects.filter(campaign_id=campaign_id).values_list("priors", flat=True)
+    stored = next(iter(priors), None)
+    rows = AnnotatorModel.objects.filter(campaign_id=campaign_id)
+    if annotators is not None:
+        rows = rows.filter(annotator_id__in=[int(a) for a in annotators.tolist()])
+    return FittedModel(
+        priors=np.array(stored) if stored else agreement.default_priors(N_ANSWERS),
+        confusion={a: np.array(c) for a, c in rows.values_list("annotator_id", "confusion")},
+    )
+
+
+def confidence_decide(
+    model: FittedModel,
+    vote_task: np.ndarray,
+    vote_annotator: np.ndarray,
+    vote_answer: np.ndarray,
+    total: np.ndarray,
+    needed: np.ndarray,
+    cap: np.ndarray,
+    target: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The confidence rule on some tasks, the same for one vote and for a recompute.
+
+    Return ``(status, label, confidence, votes_needed, top state)``.
+    """
+    annotators, worker = np.unique(vote_annotator, return_inverse=True)
+    post = agreement.clip_posteriors(
+        vote_task, worker.reshape(-1), vote_answer, len(total), model.stack(annotators),
+        model.priors,
+    )  # fmt: skip
+    status, label, conf, votes_needed = agreement.decide_by_posterior(
+        post, total, needed, cap, target
+    )
+    top = post.argmax(axis=1) if len(post) else np.zeros(0, dtype=np.int64)
+    # Rounded: the two paths sum a clip's votes in different orders, which moves the last bits.
+    return status, label, np.round(conf, 9), votes_needed, top
+
+
+def model_fit(*, data: CampaignArrays) -> FittedModel:
+    """Fit the confidence rule's model on a campaign's valid votes and gold (Dawid-Skene over
+    the 7 classes and PASS, each annotator's confusion starting from the newcomer prior)."""
+    annotators, worker = np.unique(data.vote_annotator, return_inverse=True)
+    if not len(annotators):
+        return FittedModel(priors=agreement.default_priors(N_ANSWERS), confusion={})
+    gold = np.where(data.is_gold, data.gold_label, -1)
+    result = agreement.dawid_skene(
+        data.vote_task, worker.reshape(-1), data.vote_answer, n_clips=data.n_tasks,
+        n_workers=len(annotators), n_classes=N_ANSWERS, gold=gold,
+        confusion_prior=agreement.prior_confusion(N_ANSWERS),
+    )  # fmt: skip
+    return FittedModel(
+        priors=result.priors,
+        confusion={int(a): result.confusion[w] for w, a in enumerate(annotators.tolist())},
+    )
+
+
+def model_store(*, campaign_id: int, model: FittedModel, votes: dict[int, int], changes: int):
+    """Store a fitted model and what its recompute changed."""
+    with transaction.atomic():
+        trust, _ = TrustModel.objects.select_for_update().get_or_create(campaign_id=campaign_id)
+        trust.priors = model.priors.tolist()
+        trust.fitted_at = timezone.now()
+        trust.recomputes += 1
+        trust.last_changes = changes
+        trust.total_changes += changes
+        trust.save()
+        AnnotatorModel.objects.filter(campaign_id=campaign_id).delete()
+        AnnotatorModel.objects.bulk_create(
+            [
+                AnnotatorModel(
+                    campaign_id=campaign_id, annotator_id=a, confusion=c.tolist(),
+                    votes=votes.get(a, 0),
+                )
+                for a, c in model.confusion.items()
+            ]
+        )  # fmt: skip
 
 
 @dataclass
@@ -251,6 +433,9 @@ class Aggregate:
     votes_needed: np.ndarray
     ds_label: np.ndarray
     ds_confidence: np.ndarray
+    # Confidence campaigns: the model fitted, and how many decisions it changed.
+    model: FittedModel | None = None
+    changes: int = 0
 
 
 def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
@@ -264,7 +449,17 @@ def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
     """
     counts = data.counts()
     status, label, share, needed = _decide_by_extra(campaign, counts, data.extra_votes)
-    ds_label, ds_conf = dawid_skene_labels(data=data)
+    model = None
+    if campaign.aggregation == Campaign.Aggregation.CONFIDENCE:
+        model = model_fit(data=data)
+        status, label, ds_conf, needed, top = confidence_decide(
+            model, data.vote_task, data.vote_annotator, data.vote_answer, counts.sum(axis=1),
+            campaign.votes_per_clip + data.extra_votes, campaign.max_votes + data.extra_votes,
+            campaign.target_precision,
+        )  # fmt: skip
+        ds_label = np.where(top < N_CLASSES, top, -1)
+    else:
+        ds_label, ds_conf = dawid_skene_labels(data=data)
     if campaign.aggregation == Campaign.Aggregation.DAWID_SKENE:
         total = counts.sum(axis=1)
         cap = campaign.max_votes + data.extra_votes
@@ -282,7 +477,8 @@ def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
     status = np.where(keep, data.status, status)
     label = np.where(keep, data.label, label)
     needed = np.where(keep, data.votes_needed, needed)
-    return Aggregate(counts, status, label, share, needed, ds_label, ds_conf)
+    changes = int(((status != data.status) | (label != data.label)).sum())
+    return Aggregate(counts, status, label, share, needed, ds_label, ds_conf, model, changes)
 
 
 def _decide_by_extra(
@@ -333,6 +529,13 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
     data = load_campaign(campaign_id=campaign_id)
     report("aggregating")
     result = aggregate(campaign=campaign, data=data)
+    if result.model is not None:
+        # Stored before the rows: a vote landing meanwhile is decided with the new model too.
+        voters, per_voter = np.unique(data.vote_annotator, return_counts=True)
+        model_store(
+            campaign_id=campaign_id, model=result.model, changes=result.changes,
+            votes=dict(zip(voters.tolist(), per_voter.tolist(), strict=True)),
+        )  # fmt: skip
     report("writing")
     rows = zip(
         data.task_id.tolist(),

@@ -343,8 +343,8 @@ def write_labels(
     """Write one row per clip with a final label, ordered by clip id; return the row count.
 
     ``how`` is adjudicated (a reviewer's label), unanimous (every valid vote is the label),
-    majority (or dawid_skene in a Dawid-Skene campaign) or gold (a reference label, only with
-    ``include_gold``). ``agreement`` is the share of valid votes for the final label.
+    the campaign's aggregation (majority, dawid_skene or confidence) or gold (a reference label,
+    only with ``include_gold``). ``agreement`` is the share of valid votes for the final label.
     """
     tasks = _labelled(campaign, include_gold=include_gold)
     progress.total(tasks.count())
@@ -352,9 +352,7 @@ def write_labels(
         "clip_id", "clip__video", "clip__name", "clip__scene__scenario__name",
         "clip__scene__folder", "status", "final", "is_gold", "counts", "vote_count",
     )  # fmt: skip
-    plural = (
-        "dawid_skene" if campaign.aggregation == Campaign.Aggregation.DAWID_SKENE else "majority"
-    )
+    plural = campaign.aggregation  # majority, dawid_skene or confidence
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LABEL_COLUMNS)
     n = 0

@@ -18,6 +18,7 @@ class Campaign(models.Model):
     """A labelling job over a set of clips, with its rules."""
 
     class Aggregation(models.TextChoices):
+        CONFIDENCE = "confidence", "Posterior from each voter's confusion, to a target precision"
         MAJORITY = "majority", "Majority with minimum agreement"
         DAWID_SKENE = "dawid_skene", "Dawid-Skene"
 
@@ -33,14 +34,27 @@ class Campaign(models.Model):
         default=2 / 3, help_text="Share of votes the leading class needs to be trusted."
     )
     gold_share = models.FloatField(default=0.05, help_text="Share of gold clips in each stream.")
+    gold_max_answers = models.PositiveIntegerField(
+        default=20,
+        help_text="Answers after which a gold clip is retired and replaced (0: never retired).",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long an assignment holds its clip for an annotator."
     )
     batch_size = models.PositiveSmallIntegerField(
         default=100, help_text="Answered clips per gold-scored batch."
     )
+    quality_confidence = models.FloatField(
+        default=0.97,
+        help_text="Posterior probability the gold evidence needs before a verdict goes against "
+        "an annotator (Improper, Unacceptable and the pause).",
+    )
     aggregation = models.CharField(
-        max_length=16, choices=Aggregation.choices, default=Aggregation.MAJORITY
+        max_length=16, choices=Aggregation.choices, default=Aggregation.CONFIDENCE
+    )
+    target_precision = models.FloatField(
+        default=0.97,
+        help_text="Posterior a clip's top class needs to be trusted (confidence aggregation).",
     )
     ds_threshold = models.FloatField(
         default=0.9, help_text="Dawid-Skene posterior needed to trust a clip."
@@ -65,6 +79,14 @@ class Campaign(models.Model):
             ),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="campaign_lease"),
             models.CheckConstraint(condition=Q(batch_size__gte=1), name="campaign_batch_size"),
+            models.CheckConstraint(
+                condition=Q(target_precision__gt=0.5) & Q(target_precision__lt=1),
+                name="campaign_target_precision",
+            ),
+            models.CheckConstraint(
+                condition=Q(quality_confidence__gt=0) & Q(quality_confidence__lt=1),
+                name="campaign_quality_confidence",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -89,6 +111,11 @@ class Membership(models.Model):
     # the campaign's share of each stream with these (see ASSIGNMENT.md).
     served = models.PositiveIntegerField(default=0)
     gold_served = models.PositiveIntegerField(default=0)
+    # Set while the member is paused in this campaign (an Unacceptable verdict, or accuracy
+    # confidently below the line): ``next/`` refuses them until a reviewer reinstates them.
+    # Every pause and reinstatement is recorded in ``AnnotatorPause``.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -138,6 +165,9 @@ class Task(models.Model):
     clip = models.ForeignKey("clips.Clip", on_delete=models.PROTECT, related_name="tasks")
     is_gold = models.BooleanField(default=False)
     gold_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
+    # A gold clip answered by ``campaign.gold_max_answers`` annotators is no longer served (its
+    # answer may be known around); a trusted clip of its class takes its place (see AGGREGATION.md).
+    gold_retired = models.BooleanField(default=False)
     votes_needed = models.PositiveSmallIntegerField(default=3)
     vote_count = models.PositiveSmallIntegerField(default=0)
     lease_count = models.PositiveSmallIntegerField(default=0)
@@ -383,6 +413,75 @@ class GoldBatch(models.Model):
     @property
     def accuracy(self) -> float | None:
         return self.gold_correct / self.gold_total if self.gold_total else None
+
+
+class TrustModel(models.Model):
+    """A campaign's fitted model for the confidence rule: the state prior, and what the last
+    recomputes changed (see AGGREGATION.md). Each annotator's confusion is an AnnotatorModel."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="trust_model")
+    # The prior over the 7 classes and PASS (unlabellable), in Answer order.
+    priors = models.JSONField(default=list)
+    fitted_at = models.DateTimeField(null=True, blank=True)
+    recomputes = models.PositiveIntegerField(default=0)
+    # Decisions (status or label) the last recompute changed, and all recomputes together:
+    # with the votes unchanged, only a change of the fitted model changes a decision.
+    last_changes = models.PositiveIntegerField(default=0)
+    total_changes = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"trust model of campaign {self.campaign_id}"
+
+
+class AnnotatorModel(models.Model):
+    """One annotator's fitted confusion in a campaign: row k = P(answer | true state k), over
+    the 7 classes and PASS. An annotator without a row has the newcomer prior's confusion."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    confusion = models.JSONField()
+    votes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator"], name="annotator_model_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"model of {self.annotator_id} in campaign {self.campaign_id}"
+
+
+class AnnotatorPause(models.Model):
+    """One pause or reinstatement of an annotator in a campaign: who, when and why (append-only).
+
+    ``by`` is empty for a pause the quality check decided (then ``batch`` names the batch).
+    """
+
+    class Action(models.TextChoices):
+        PAUSE = "pause", "Paused"
+        REINSTATE = "reinstate", "Reinstated"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pauses")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pauses"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        "GoldBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "annotator", "id"], name="pause_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.annotator} in campaign {self.campaign_id}"
 
 
 class CampaignStatistics(models.Model):

@@ -13,6 +13,7 @@ answer, trust and review paths run on both databases (``make test``), so both tw
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import weakref
@@ -200,7 +201,13 @@ def _claim(params: dict, *, gold: bool) -> list[tuple]:
     )
     tasks = tasks.exclude(pk__in=voted).select_related("clip")
     if gold:
-        tasks = tasks.filter(is_gold=True).order_by("id")
+        pool = Task.objects.filter(
+            campaign_id=params["campaign"], is_gold=True, gold_retired=False, clip__status="ready"
+        ).values_list("pk", "gold_label")
+        order = gold_order(user, list(pool))
+        unseen = set(tasks.filter(is_gold=True, gold_retired=False).values_list("pk", flat=True))
+        order = [pk for pk in order if pk in unseen]
+        tasks = tasks.filter(pk__in=order[:1])
     else:
         tasks = tasks.filter(
             is_gold=False,
@@ -221,6 +228,27 @@ def _claim(params: dict, *, gold: bool) -> list[tuple]:
             expires_at=timezone.now() + timedelta(seconds=params["lease"]),
         )  # fmt: skip
     return [_offer_row(assignment, task.clip)]
+
+
+def gold_draw(user_id: int, task_id: int) -> str:
+    """The hash that orders an annotator's gold clips (the claim's ``md5`` in SQL)."""
+    return hashlib.md5(f"{user_id}:{task_id}".encode(), usedforsecurity=False).hexdigest()
+
+
+def gold_order(user_id: int, pool: list[tuple[int, int]]) -> list[int]:
+    """Return the gold clips ``(task id, class)`` in the order the claim serves them to a user.
+
+    Within each class the clips are sorted by ``gold_draw``; the classes take turns (every
+    class's first clip, then every class's second, ...), ties between turns broken by the hash.
+    """
+    by_class: dict[int, list[tuple[str, int]]] = {}
+    for pk, label in pool:
+        by_class.setdefault(label, []).append((gold_draw(user_id, pk), pk))
+    ranked = []
+    for items in by_class.values():
+        items.sort()
+        ranked += [(turn, draw, pk) for turn, (draw, pk) in enumerate(items)]
+    return [pk for *_, pk in sorted(ranked)]
 
 
 def _claim_task(params: dict) -> list[tuple]:
@@ -303,19 +331,32 @@ CLAIM_ONE = Statement(
 
 # A gold clip has no slots to count: every annotator gets each gold clip once, so nothing is
 # locked; the unique (task, annotator) constraint still refuses a second lease on it.
+# Each annotator gets the gold in an order of its own (``gold_order``): the classes take turns
+# (the annotator's first gold clip of each class, then the second of each, ...) and within a
+# class the clips follow a hash of (annotator, clip), so the order cannot be predicted from
+# another annotator's and the same annotator always gets the same order. Retired gold is not
+# served.
 CLAIM_GOLD = Statement(
     "lsf_claim_gold",
     """
-WITH pick AS (
-    SELECT t.id, t.clip_id
+WITH ranked AS (
+    SELECT t.id, t.clip_id, t.gold_label,
+           md5(CAST(%(user)s AS bigint)::text || ':' || t.id::text) COLLATE "C" AS draw
     FROM annotations_task AS t
     JOIN clips_clip AS c ON c.id = t.clip_id
-    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND c.status = 'ready'
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
+    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND NOT t.gold_retired
+      AND c.status = 'ready'
+), turns AS (
+    SELECT id, clip_id, draw,
+           row_number() OVER (PARTITION BY gold_label ORDER BY draw) AS turn
+    FROM ranked
+), pick AS (
+    SELECT id, clip_id FROM turns
+    WHERE NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = turns.id AND a.annotator_id = %(user)s)
       AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
-    ORDER BY t.id
+                      WHERE v.task_id = turns.id AND v.annotator_id = %(user)s)
+    ORDER BY turn, draw
     LIMIT 1
 ), made AS (
     INSERT INTO annotations_assignment

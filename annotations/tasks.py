@@ -42,6 +42,10 @@ def refresh_active_campaigns() -> int:
     A recompute brings every clip's Dawid-Skene label up to date (which a Dawid-Skene campaign
     decides by, and reviewers compare in any campaign), then the statistics. Return how many.
     """
+    from .batches import batches_close_idle
+
+    # Annotators idle for a while: their last, partial batch is scored too.
+    batches_close_idle()
     stamps = dict(CampaignStatistics.objects.values_list("campaign_id", "computed_at"))
     count = 0
     for campaign_id in Campaign.objects.values_list("pk", flat=True):

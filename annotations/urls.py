@@ -117,3 +117,19 @@ urlpatterns += [
         name="export-detail",
     ),
 ]
+
+# Annotator pauses and reinstatements (reviewers and admins; see quality.py).
+from . import quality_api  # noqa: E402
+
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/annotators/<str:username>/reinstate/",
+        quality_api.ReinstateView.as_view(),
+        name="annotator-reinstate",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/pauses/",
+        quality_api.PauseListView.as_view(),
+        name="campaign-pauses",
+    ),
+]

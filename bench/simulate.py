@@ -55,21 +55,39 @@ def cell_weights() -> list[tuple[str, int, int]]:
 
 
 class Annotator:
-    """A simulated annotator: how often it is right, and what it says when it is not."""
+    """A simulated annotator: how often it is right, and what it says when it is not.
+
+    Kinds: ``good`` (60 to 85 % on an ordinary clip, with the usual FER confusions),
+    ``biased`` (says neutral when unsure), ``tiring`` (good at first, worse with every answer),
+    ``colluding`` (a pair sharing one wrong answer per clip on a third of the clips),
+    ``careless`` (30 %) and ``spammer`` (uniform over the 8 answers).
+    """
 
     def __init__(self, kind: str, rng: random.Random):
         self.kind = kind
         self.rng = rng
-        self.accuracy = {"good": rng.uniform(0.72, 0.9), "careless": 0.3, "spammer": 0.0}[kind]
+        self.answers = 0
+        self.accuracy = {
+            "good": rng.uniform(0.6, 0.85), "biased": 0.65, "tiring": 0.85,
+            "colluding": 0.75, "careless": 0.3, "spammer": 0.0,
+        }[kind]  # fmt: skip
 
-    def answer(self, truth: int) -> int:
+    def answer(self, truth: int, clip_id: int, difficulty: float) -> int:
+        self.answers += 1
         r = self.rng.random()
         if self.kind == "spammer":
             return self.rng.randrange(8)
+        if self.kind == "colluding" and (clip_id * 2654435761) % 3 == 0:
+            return (truth + 1 + clip_id % 6) % 7  # the pair's shared wrong answer
+        accuracy = self.accuracy - difficulty
+        if self.kind == "tiring":
+            accuracy -= min(0.45, self.answers / 1000)
         if r < 0.02:
             return 7  # PASS
-        if r < 0.02 + self.accuracy:
+        if r < 0.02 + accuracy:
             return truth
+        if self.kind == "biased" and self.rng.random() < 0.7:
+            return 4  # neutral
         if truth in CONFUSED and self.rng.random() < 0.6:
             return CONFUSED[truth]
         return self.rng.choice([c for c in range(7) if c != truth])
@@ -134,7 +152,9 @@ def part_a(args, rng: random.Random) -> dict:
 
     Campaign.objects.filter(name="bench-trust").delete()
     Clip.objects.filter(name__startswith="bench-trust/").delete()
-    campaign = Campaign.objects.create(name="bench-trust", batch_size=100)
+    campaign = Campaign.objects.create(
+        name="bench-trust", batch_size=100, aggregation=args.aggregation
+    )
     cells = cell_weights()
     scenes = {s.folder: s for s in Scene.objects.all()}
     weights = np.array([n for *_, n in cells], dtype=float)
@@ -164,7 +184,13 @@ def part_a(args, rng: random.Random) -> dict:
         Task.objects.filter(campaign=campaign).order_by("id"), picks.tolist(), strict=True
     ):
         truths[task.clip_id] = cells[i][1]
-    kinds = ["good"] * 24 + ["careless"] * 3 + ["spammer"] * 3
+    kinds = (
+        ["good"] * 20 + ["biased"] * 2 + ["tiring"] * 2 + ["colluding"] * 2 + ["careless"]
+        + ["spammer"] * 3
+    )  # fmt: skip
+    # Some scenes are harder: every annotator is less accurate there.
+    difficulty = {scene: (0.15 if n % 4 == 0 else 0.0) for n, scene in enumerate(sorted(scenes))}
+    clip_scene = {clip.pk: cells[i][0] for clip, i in zip(clips, picks.tolist(), strict=True)}
     creds = annotators_create(
         campaign=campaign, usernames=[f"sim-{k}-{n:02d}" for n, k in enumerate(kinds)]
     )
@@ -180,6 +206,7 @@ def part_a(args, rng: random.Random) -> dict:
     server = start_server(port, work / "server.log")
     worker = Worker(1, work / "worker.log", extra=["-B", "--schedule", str(work / "beat")])
     answered = [0]
+    paused_at_answer: dict[str, int] = {}
     lock = threading.Lock()
 
     def campaign_settled() -> bool:
@@ -195,11 +222,17 @@ def part_a(args, rng: random.Random) -> dict:
                 status, offer = client.post(f"/api/v1/campaigns/{campaign.pk}/next/")
                 while status == 200:
                     idle = 0
-                    answer = person.answer(truths[offer["clip"]["id"]])
+                    clip_id = offer["clip"]["id"]
+                    answer = person.answer(
+                        truths[clip_id], clip_id, difficulty[clip_scene[clip_id]]
+                    )
                     status, body = client.post(
                         f"/api/v1/assignments/{offer['assignment']['id']}/answer-and-next/",
                         {"label": KEYS[answer], "time_ms": 1500},
                     )
+                    if status == 403 and body["error"]["code"] == "annotator_paused":
+                        paused_at_answer[cred.username] = mine + 1
+                        return  # a paused annotator stops (the answer was stored)
                     if status not in (200, 201):
                         raise RuntimeError(f"answer failed: {status} {body}")
                     mine += 1
@@ -207,6 +240,9 @@ def part_a(args, rng: random.Random) -> dict:
                         answered[0] += 1
                     offer = body.get("next")
                     status = 200 if offer else 204
+                if status == 403:
+                    paused_at_answer[cred.username] = mine
+                    return
                 # Nothing for me now: clips may still be waiting for their consensus to ask
                 # for another vote, as a real annotator would find on coming back.
                 idle += 1 if campaign_settled() else 0
@@ -234,6 +270,16 @@ def part_a(args, rng: random.Random) -> dict:
         server.terminate()
         worker.stop()
 
+    # As beat would: the idle annotators' last partial batches are scored, then the campaign is
+    # recomputed (twice: the second shows what a recompute changes with nothing new).
+    from annotations.batches import batches_close_idle
+    from annotations.consensus import campaign_recompute
+    from annotations.models import AnnotatorPause, TrustModel
+
+    batches_close_idle(idle_minutes=0)
+    campaign_recompute(campaign_id=campaign.pk)
+    campaign_recompute(campaign_id=campaign.pk)
+    trust = TrustModel.objects.filter(campaign=campaign).first()
     data = load_campaign(campaign_id=campaign.pk)
     plain = ~data.is_gold
     truth = np.array(
@@ -245,6 +291,27 @@ def part_a(args, rng: random.Random) -> dict:
         ]
     )
     rule = {"status": data.status, "label": data.label}
+    kind_of = {c.username: p.kind for c, p in people}
+    pauses = dict(
+        AnnotatorPause.objects.filter(campaign=campaign, action="pause")
+        .order_by("-id")
+        .values_list("annotator__username", "created_at")
+    )
+    spammers = [name for name, kind in kind_of.items() if kind == "spammer"]
+    after_pause = sum(
+        Vote.objects.filter(
+            campaign=campaign, annotator__username=name, created_at__gt=pauses[name]
+        ).count()
+        for name in spammers
+        if name in pauses
+    )
+    before_pause = {
+        name: Vote.objects.filter(
+            campaign=campaign, annotator__username=name, created_at__lte=pauses[name]
+        ).count()
+        for name in spammers
+        if name in pauses
+    }
     campaign.aggregation = Campaign.Aggregation.DAWID_SKENE
     ds = aggregate(campaign=campaign, data=data)
     three = fixed_three_majority(campaign.pk, data)
@@ -260,7 +327,24 @@ def part_a(args, rng: random.Random) -> dict:
     caught = flagged["unacceptable"] | flagged["improper"]
     good_ids = {c.username for c, p in people if p.kind == "good"}
     votes_all = Vote.objects.filter(campaign=campaign, task__is_gold=False).count()
+    rule_summary = summarise(rule["status"], rule["label"], truth, plain, votes_all)
     return {
+        "trusted_precision": rule_summary["trusted_accuracy"],
+        "trusted_share": rule_summary["trusted_share"],
+        "votes_per_trusted_clip": rule_summary["votes_per_trusted_clip"],
+        "unsettleable_votes": unsettleable_votes(campaign, data),
+        "spammer_answers_after_pause_signal": after_pause,
+        "spammers_paused": len(before_pause),
+        "spammers_total": len(spammers),
+        "spammer_answers_before_pause": sorted(before_pause.values()),
+        "good_annotators_paused": len(good_ids & set(pauses)),
+        "paused_by_kind": {name: kind_of[name] for name in pauses},
+        "stopped_at_answer": paused_at_answer,
+        "decision_flips_per_recompute": (
+            round(trust.total_changes / trust.recomputes, 1) if trust and trust.recomputes else None
+        ),
+        "decision_flips_last_recompute": trust.last_changes if trust else None,
+        "audit": audit(rule["status"], rule["label"], truth, plain, rng),
         "clips": args.clips,
         "answers": answered[0],
         "label_s": round(label_s, 1),
@@ -269,7 +353,7 @@ def part_a(args, rng: random.Random) -> dict:
         "consensus_lag_p50_s": round(float(np.percentile(lags, 50)), 3) if lags else None,
         "consensus_lag_p95_s": round(float(np.percentile(lags, 95)), 3) if lags else None,
         "consensus_lag_max_s": round(float(np.max(lags)), 3) if lags else None,
-        "rule": summarise(rule["status"], rule["label"], truth, plain, votes_all),
+        "rule": rule_summary,
         "dawid_skene": summarise(ds.status, ds.label, truth, plain, votes_all),
         "fixed3_majority": summarise(three[0], three[1], truth, plain, three[2]),
         "careless_total": len(careless_ids),
@@ -290,6 +374,76 @@ def part_a(args, rng: random.Random) -> dict:
             plain,
             summarise(rule["status"], rule["label"], truth, plain, votes_all)["trusted_accuracy"],
         ),  # fmt: skip
+    }
+
+
+def unsettleable_votes(campaign, data) -> int:
+    """Count the votes given to clips that could no longer become trusted when they got them.
+
+    Replays each non-gold clip's valid votes in order. Once a clip holds at least
+    ``votes_per_clip`` votes and is not decided, the next vote is unsettleable if even the best
+    case (every vote left up to ``max_votes`` agreeing with the leader, from a newcomer) could
+    not make it trusted under the campaign's rule; so is every later vote on it.
+    """
+    from annotations import agreement
+    from annotations.consensus import confidence_decide, model_load
+    from annotations.models import Campaign, Vote
+
+    rows = list(
+        Vote.objects.filter(campaign=campaign, is_valid=True, task__is_gold=False)
+        .order_by("task_id", "created_at", "id")
+        .values_list("task_id", "annotator_id", "answer")
+    )
+    by_task: dict[int, list[tuple[int, int]]] = {}
+    for task_id, annotator, answer in rows:
+        by_task.setdefault(task_id, []).append((annotator, answer))
+    model = model_load(campaign_id=campaign.pk)
+    lo, hi = campaign.votes_per_clip, campaign.max_votes
+    confident = campaign.aggregation == Campaign.Aggregation.CONFIDENCE
+    wasted = 0
+
+    def can_settle(votes: list[tuple[int, int]]) -> bool:
+        counts = np.bincount([a for _, a in votes], minlength=8)
+        leader = int(counts.argmax())
+        best = votes + [(-1, leader)] * (hi - len(votes))
+        if confident:
+            status, *_ = confidence_decide(
+                model, np.zeros(len(best), dtype=np.int64), np.array([w for w, _ in best]),
+                np.array([a for _, a in best]), np.array([len(best)]), np.array([lo]),
+                np.array([hi]), campaign.target_precision,
+            )  # fmt: skip
+        else:
+            counts[leader] += hi - len(votes)
+            status, *_ = agreement.decide(counts[None], lo, hi, campaign.min_agreement)
+        return int(status[0]) in (agreement.TRUSTED, agreement.DISCARDED)
+
+    for votes in by_task.values():
+        for n in range(lo, len(votes)):
+            if not can_settle(votes[:n]):
+                wasted += len(votes) - n
+                break
+    return wasted
+
+
+def audit(status, label, truth, plain, rng: random.Random, share: float = 0.02) -> dict:
+    """A blind audit: a reviewer (95 % accurate, not shown the votes) labels ``share`` of the
+    trusted clips; the share agreeing estimates precision, with a 95 % Wilson interval."""
+    trusted = np.flatnonzero((status == 1) & plain)
+    if not len(trusted):
+        return {"audited": 0}
+    n = max(1, round(share * len(trusted)))
+    sample = rng.sample(trusted.tolist(), n)
+    agree = 0
+    for i in sample:
+        reviewer = truth[i] if rng.random() < 0.95 else rng.randrange(7)
+        agree += int(reviewer == label[i])
+    p, z = agree / n, 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return {
+        "audited": n,
+        "audit_precision_estimate": round(p, 4),
+        "interval_95": [round(centre - half, 4), round(centre + half, 4)],
     }
 
 
@@ -534,6 +688,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3000)
     parser.add_argument("--scale-clips", type=int, default=86000)
     parser.add_argument("--seed", type=int, default=39)
+    parser.add_argument(
+        "--aggregation", default="confidence", choices=["confidence", "majority", "dawid_skene"]
+    )
     parser.add_argument("--skip-simulation", action="store_true")
     args = parser.parse_args()
     setup_django()
@@ -547,8 +704,14 @@ def main() -> None:
     result.update(
         {
             "trusted_accuracy": rule.get("trusted_accuracy"),
+            "trusted_precision": sim.get("trusted_precision"),
             "trusted_share": rule.get("trusted_share"),
             "votes_per_trusted_clip": rule.get("votes_per_trusted_clip"),
+            "unsettleable_votes": sim.get("unsettleable_votes"),
+            "spammer_answers_after_pause_signal": sim.get("spammer_answers_after_pause_signal"),
+            "good_annotators_paused": sim.get("good_annotators_paused"),
+            "decision_flips_per_recompute": sim.get("decision_flips_per_recompute"),
+            "audit_precision_estimate": sim.get("audit", {}).get("audit_precision_estimate"),
             "careless_caught": sim.get("careless_caught"),
             "careless_total": sim.get("careless_total"),
         }

@@ -27,6 +27,9 @@ class CampaignFactory(factory.django.DjangoModelFactory):
         model = Campaign
 
     name = factory.Sequence(lambda n: f"Campaign {n}")
+    # The hand-made tests are written against the plain vote-share rule; tests of the
+    # confidence rule (the model's default) ask for it.
+    aggregation = Campaign.Aggregation.MAJORITY
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -185,20 +185,25 @@ def answer_batch(campaign, tasks, user, gold_right):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("gold_right", "verdict", "review", "valid"),
+    ("gold_every", "gold_right", "verdict", "review", "valid"),
     [
-        (5, "accept", "", True),  # 100 %
-        (4, "accept", "", True),  # 80 % is still Accept
-        (3, "improper", "pending", True),  # 60 %: a reviewer decides
-        (2, "improper", "pending", True),  # 40 % is still Improper
-        (1, "unacceptable", "", False),  # 20 %: the votes stop counting
+        (2, 5, "accept", "", True),  # 5 of 5
+        (2, 4, "accept", "", True),
+        # 3 of 5 gold (a good annotator on a bad draw): P(accuracy < 0.8) is only 0.90, not
+        # the 0.97 a verdict needs (the per-batch share of 60 % made it Improper before).
+        (2, 3, "accept", "", True),
+        (2, 2, "improper", "pending", True),  # P(accuracy < 0.8) = 0.983: a reviewer looks
+        # 0 of 5 is not yet enough evidence of an accuracy below 0.4 (0.953 < 0.97) ...
+        (2, 0, "improper", "pending", True),
+        # ... 0 of 10 is (0.996): the votes stop counting and the annotator is paused.
+        (1, 0, "unacceptable", "", False),
     ],
 )
-def test_batches_are_scored_on_their_gold_clips(gold_right, verdict, review, valid):
-    campaign, tasks = batch_campaign()
+def test_batches_are_judged_on_the_gold_evidence(gold_every, gold_right, verdict, review, valid):
+    campaign, tasks = batch_campaign(gold_every=gold_every)
     (alice,) = voters(campaign, 1)
     (batch,) = answer_batch(campaign, tasks, alice, gold_right)
-    assert (batch.gold_total, batch.gold_correct, batch.size) == (5, gold_right, 10)
+    assert (batch.gold_total, batch.gold_correct, batch.size) == (10 // gold_every, gold_right, 10)
     assert (batch.verdict, batch.review) == (verdict, review)
     votes = Vote.objects.filter(annotator=alice)
     assert {v.is_valid for v in votes} == {valid}
@@ -209,7 +214,7 @@ def test_batches_are_scored_on_their_gold_clips(gold_right, verdict, review, val
 
 @pytest.mark.django_db
 def test_an_unacceptable_batch_reopens_the_clips_it_touched(django_capture_on_commit_callbacks):
-    campaign, tasks = batch_campaign()
+    campaign, tasks = batch_campaign(size=14)  # 7 gold clips, all answered wrong
     careful = voters(campaign, 2)
     plain = [t for t in tasks if not t.is_gold]
     for task in plain:
@@ -223,7 +228,7 @@ def test_an_unacceptable_batch_reopens_the_clips_it_touched(django_capture_on_co
         # The spammer's vote no longer counts: 2 votes, the clip asks for a third again.
         assert (task.vote_count, task.status, task.votes_needed) == (2, "collecting", 3)
     assert Vote.objects.filter(annotator=spammer, is_valid=True).count() == 0
-    assert Vote.objects.filter(annotator=spammer).count() == 10  # marked, never deleted
+    assert Vote.objects.filter(annotator=spammer).count() == 14  # marked, never deleted
 
 
 @pytest.mark.django_db
@@ -232,8 +237,8 @@ def test_a_reviewer_rejects_or_accepts_an_improper_batch_once(
 ):
     campaign, tasks = batch_campaign()
     (alice, bob) = voters(campaign, 2)
-    (first,) = answer_batch(campaign, tasks, alice, gold_right=3)
-    (second,) = answer_batch(campaign, tasks, bob, gold_right=3)
+    (first,) = answer_batch(campaign, tasks, alice, gold_right=2)
+    (second,) = answer_batch(campaign, tasks, bob, gold_right=2)
     with django_capture_on_commit_callbacks(execute=True):
         rejected = batch_review(batch_id=first.pk, reviewer=rita, accept=False, note="sloppy")
     assert (rejected.review, rejected.reviewed_by, rejected.review_note) == (

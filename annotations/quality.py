@@ -1,0 +1,135 @@
+"""Annotator quality in a campaign: the gold evidence, pauses and reinstatements.
+
+Each annotator's gold answers in a campaign (since their last reinstatement) give a Beta
+posterior on their accuracy (``agreement.score_annotator``). Confidently below the
+unacceptable line, the annotator is paused at once: ``next/`` refuses them (403
+``annotator_paused``) until a reviewer reinstates them. Every pause and reinstatement is a row
+of ``AnnotatorPause`` (who, when, why). See AGGREGATION.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labelstudio_ferv.errors import Conflict, NotFound, PermissionDenied
+
+from . import agreement
+from .models import AnnotatorPause, Assignment, Campaign, Membership, Task, Vote
+
+PAUSED_MESSAGE = (
+    "You are paused in this campaign: {reason} A reviewer will look at your answers and can "
+    "let you go on. Your answers so far are saved."
+)
+
+
+@dataclass(frozen=True)
+class GoldEvidence:
+    """An annotator's gold answers in a campaign since ``since`` (None: since joining)."""
+
+    correct: int
+    total: int
+    since: datetime | None
+
+    def verdict(self, campaign: Campaign) -> agreement.Verdict:
+        return agreement.score_annotator(
+            self.correct, self.total, confidence=campaign.quality_confidence
+        )
+
+
+def gold_evidence(*, campaign_id: int, annotator_id: int) -> GoldEvidence:
+    """Count the annotator's gold answers (right, all) since their last reinstatement."""
+    since = (
+        AnnotatorPause.objects.filter(
+            campaign_id=campaign_id,
+            annotator_id=annotator_id,
+            action=AnnotatorPause.Action.REINSTATE,
+        )
+        .order_by("-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    votes = Vote.objects.filter(
+        campaign_id=campaign_id, annotator_id=annotator_id, task__is_gold=True
+    )
+    if since is not None:
+        votes = votes.filter(created_at__gt=since)
+    total = votes.count()
+    correct = votes.filter(answer=F("task__gold_label")).count()
+    return GoldEvidence(correct=correct, total=total, since=since)
+
+
+def annotator_gate(*, membership: Membership) -> None:
+    """Refuse a paused member a new clip: 403 ``annotator_paused`` with the reason."""
+    if membership.paused_at is not None:
+        raise PermissionDenied(
+            PAUSED_MESSAGE.format(reason=membership.pause_reason or "your answers are checked."),
+            code="annotator_paused",
+            details={"paused_at": membership.paused_at.isoformat()},
+        )
+
+
+def annotator_pause_locked(
+    *, member: Membership, reason: str, by: AbstractBaseUser | None = None, batch=None
+) -> bool:
+    """Pause a member whose row the caller holds locked; return False if already paused.
+
+    Open leases are closed (their slots go back to the clips), so a paused annotator holds
+    nothing. The pause is recorded.
+    """
+    if member.paused_at is not None:
+        return False
+    now = timezone.now()
+    member.paused_at = now
+    member.pause_reason = reason
+    member.save(update_fields=["paused_at", "pause_reason"])
+    AnnotatorPause.objects.create(
+        campaign_id=member.campaign_id, annotator_id=member.user_id,
+        action=AnnotatorPause.Action.PAUSE, by=by, batch=batch, reason=reason,
+    )  # fmt: skip
+    leases = list(
+        Assignment.objects.select_for_update(skip_locked=True)
+        .filter(campaign_id=member.campaign_id, annotator_id=member.user_id, state="active")
+        .values_list("pk", "task_id", "holds_slot")
+    )
+    Assignment.objects.filter(pk__in=[pk for pk, *_ in leases]).update(
+        state=Assignment.State.EXPIRED, closed_at=now
+    )
+    for _, task_id, slot in leases:
+        if slot:
+            Task.objects.filter(pk=task_id).update(lease_count=F("lease_count") - 1)
+    return True
+
+
+def annotator_reinstate(
+    *, campaign: Campaign, username: str, reviewer: AbstractBaseUser, note: str = ""
+) -> Membership:
+    """Let a paused annotator work again; the gold evidence starts afresh from now.
+
+    Raise NotFound for an unknown member and Conflict (``not_paused``) if not paused. The
+    invalidated votes stay invalid (they were replaced by other annotators' votes).
+    """
+    with transaction.atomic():
+        member = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(campaign=campaign, user__username=username)
+            .first()
+        )
+        if member is None:
+            raise NotFound("No such member in this campaign.")
+        if member.paused_at is None:
+            raise Conflict(f"{username} is not paused.", code="not_paused")
+        member.paused_at = None
+        member.pause_reason = ""
+        member.save(update_fields=["paused_at", "pause_reason"])
+        AnnotatorPause.objects.create(
+            campaign=campaign, annotator=member.user, action=AnnotatorPause.Action.REINSTATE,
+            by=reviewer, reason=note,
+        )  # fmt: skip
+    return member

@@ -1,0 +1,199 @@
+"""The confidence rule: each clip's posterior from its voters' confusions, to a target precision.
+
+The per-vote path and the recompute decide with the same model, so a recompute changes a
+decision only when the fitted model changed, and it counts those changes.
+"""
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from annotations import agreement, consensus
+from annotations.models import AnnotatorModel, Campaign, Role, Task, TrustModel, Vote
+from labelstudio_ferv.expressions import Answer
+from tests.factories import CampaignFactory, MembershipFactory, TaskFactory, UserFactory
+
+H, S, N, P, F, SU = (
+    Answer.HAPPY,
+    Answer.SAD,
+    Answer.NEUTRAL,
+    Answer.PASS,
+    Answer.FEAR,
+    Answer.SURPRISE,
+)
+K = len(Answer)
+
+
+def voters(campaign, n):
+    users = [UserFactory() for _ in range(n)]
+    for user in users:
+        MembershipFactory(campaign=campaign, user=user, role=Role.ANNOTATOR)
+    return users
+
+
+def vote_all(task, answers, users):
+    for user, answer in zip(users, answers, strict=False):
+        Vote.objects.create(task=task, campaign=task.campaign, annotator=user, answer=answer)
+    return consensus.consensus_update(task_id=task.pk)
+
+
+def confidence_campaign(**rules):
+    return CampaignFactory(aggregation=Campaign.Aggregation.CONFIDENCE, **rules)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("answers", "status", "label", "needed"),
+    [
+        ([H, H, H], "trusted", H, 3),  # posterior 0.9985 >= 0.97
+        ([H, H], "collecting", None, 3),  # not enough votes yet
+        ([H, H, S], "collecting", None, 4),  # 0.925: one more vote
+        ([H, H, S, H], "trusted", H, 3),  # 0.995
+        ([P, P, P], "discarded", None, 3),  # PASS is the most probable truth
+        # Split 2-2-1 at the cap: nothing is sure, the clip goes to review.
+        ([F, SU, F, SU, N], "disputed", None, 3),
+    ],
+)
+def test_each_branch_of_the_confidence_rule(answers, status, label, needed):
+    campaign = confidence_campaign()  # target_precision 0.97, 3 to 5 votes
+    task = vote_all(TaskFactory(campaign=campaign), answers, voters(campaign, len(answers)))
+    assert (task.status, task.label, task.votes_needed) == (status, label, needed)
+    # The clip's posterior is stored where reviewers see it (top class and its probability).
+    assert task.ds_confidence is not None and 0 < task.ds_confidence <= 1
+
+
+def test_the_default_campaign_uses_the_confidence_rule_at_097():
+    campaign = Campaign(name="x")
+    assert (campaign.aggregation, campaign.target_precision) == ("confidence", 0.97)
+
+
+@pytest.mark.django_db
+def test_a_2_1_split_under_the_share_rule_settles_under_the_confidence_rule():
+    """Defect 1: at 3 votes the share rule (2/3) leaves only 1-1-1 open, and 2-1-1 / 3-1-1 can
+    never reach 2/3: two wasted votes. The confidence rule settles 1-1-1 + two agreeing votes."""
+    share = CampaignFactory()  # majority, min_agreement 2/3, 3..5 votes
+    confident = confidence_campaign()
+    answers = [H, S, N, H, H]
+    shared = vote_all(TaskFactory(campaign=share), answers, voters(share, 5))
+    settled = vote_all(TaskFactory(campaign=confident), answers, voters(confident, 5))
+    assert shared.status == "disputed"
+    assert (settled.status, settled.label) == ("trusted", H)
+
+
+def random_campaign(seed=3, n_tasks=60):
+    rng = random.Random(seed)
+    campaign = confidence_campaign(votes_per_clip=3, max_votes=5)
+    users = voters(campaign, 8)
+    levels = [0.9, 0.85, 0.8, 0.8, 0.75, 0.7, 0.2, 0.1]
+    accuracy = {u.pk: a for u, a in zip(users, levels, strict=True)}
+    tasks = [
+        TaskFactory(campaign=campaign, is_gold=i < 10, gold_label=(i % 7) if i < 10 else None)
+        for i in range(n_tasks)
+    ]
+    for i, task in enumerate(tasks):
+        truth = i % 7
+        for user in rng.sample(users, rng.choice([2, 3, 3, 4, 5])):
+            answer = truth if rng.random() < accuracy[user.pk] else rng.randrange(8)
+            Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
+    return campaign, tasks, accuracy
+
+
+def decisions(campaign):
+    return {
+        t.pk: (t.status, t.label, t.votes_needed, t.ds_label, round(t.ds_confidence or 0, 9))
+        for t in Task.objects.filter(campaign=campaign)
+    }
+
+
+@pytest.mark.django_db
+def test_the_recompute_and_the_per_vote_path_decide_with_the_same_model():
+    campaign, tasks, accuracy = random_campaign()
+    for task in tasks:
+        consensus.consensus_update(task_id=task.pk)
+    # The first recompute fits each annotator's confusion: decisions change only through it,
+    # and it counts them.
+    changed_rows = consensus.campaign_recompute(campaign_id=campaign.pk)
+    model = TrustModel.objects.get(campaign=campaign)
+    assert model.recomputes == 1 and model.last_changes > 0 and changed_rows > 0
+    assert AnnotatorModel.objects.filter(campaign=campaign).count() == 8
+    after_fit = decisions(campaign)
+    # The per-vote path, with the stored model, agrees with the recompute on every clip ...
+    for task in tasks:
+        consensus.consensus_update(task_id=task.pk)
+    assert decisions(campaign) == after_fit
+    # ... and with nothing new, a recompute changes nothing (it flip-flopped under DS).
+    assert consensus.campaign_recompute(campaign_id=campaign.pk) == 0
+    model.refresh_from_db()
+    assert (model.recomputes, model.last_changes) == (2, 0)
+    # The confusions are learnt: the two careless annotators come out least accurate.
+    confusion = {m.annotator_id: np.array(m.confusion) for m in AnnotatorModel.objects.all()}
+    ranked = sorted(confusion, key=lambda a: np.trace(confusion[a]))
+    assert set(ranked[:2]) == {a for a, acc in accuracy.items() if acc < 0.5}
+
+
+# --- the numerics, without the database ------------------------------------------------------
+
+
+def brute_posterior(votes, confusion, priors):
+    post = np.array(priors, dtype=float)
+    for worker, answer in votes:
+        post = post * confusion[worker][:, answer]
+    return post / post.sum()
+
+
+def test_clip_posteriors_match_a_product_of_likelihoods():
+    rng = np.random.default_rng(0)
+    confusion = rng.dirichlet(np.ones(K), size=(4, K))
+    priors = rng.dirichlet(np.ones(K))
+    clips = [[(0, 3), (1, 3), (2, 5)], [], [(3, 7)], [(1, 0), (0, 1), (2, 0), (3, 0)]]
+    flat = [(c, w, a) for c, votes in enumerate(clips) for w, a in votes]
+    clip, worker, answer = (np.array(x, dtype=np.int64) for x in zip(*flat, strict=True))
+    post = agreement.clip_posteriors(clip, worker, answer, len(clips), confusion, priors)
+    for c, votes in enumerate(clips):
+        assert post[c] == pytest.approx(brute_posterior(votes, confusion, priors))
+    assert post[1] == pytest.approx(priors)  # no votes: the prior
+
+
+def test_clip_posteriors_edge_cases():
+    confusion = np.eye(K)[None]  # a perfect annotator: other states are impossible
+    priors = agreement.default_priors(K)
+    post = agreement.clip_posteriors([0, 1, 1], [0, 0, 0], [2, 2, 3], 2, confusion, priors)
+    assert post[0] == pytest.approx(np.eye(K)[2])
+    assert post[1] == pytest.approx(priors)  # contradictory votes exclude every state: prior
+    with pytest.raises(ValueError):
+        agreement.clip_posteriors([0], [1], [2], 1, confusion, priors)  # no worker 1
+
+
+def test_decide_by_posterior_branches_and_edge_cases():
+    post = np.array(
+        [
+            [0.98, 0.02] + [0] * 6,  # sure, enough votes: trusted
+            [0.98, 0.02] + [0] * 6,  # sure, too few votes: collecting
+            [0.6, 0.4] + [0] * 6,  # unsure, under the cap: one more
+            [0.6, 0.4] + [0] * 6,  # unsure at the cap: disputed
+            [0.01] + [0] * 6 + [0.99],  # PASS: discarded
+        ]
+    )
+    status, label, confidence, needed = agreement.decide_by_posterior(
+        post, [3, 2, 3, 5, 3], 3, 5, 0.97
+    )
+    assert status.tolist() == [1, 0, 0, 2, 3]
+    assert label.tolist() == [0, -1, -1, -1, -1]
+    assert needed.tolist() == [3, 3, 4, 3, 3]
+    assert confidence == pytest.approx([0.98, 0.98, 0.6, 0.6, 0.99])
+    # needed above the cap is capped: a clip at the cap is always decided
+    assert agreement.decide_by_posterior(post[2:3], [5], 9, 5)[0].tolist() == [2]
+    for bad in (0.5, 1.0):
+        with pytest.raises(ValueError):
+            agreement.decide_by_posterior(post, 3, 3, 5, bad)
+
+
+def test_the_newcomer_prior_is_a_proper_confusion():
+    table = agreement.prior_confusion(K)
+    assert table.sum(axis=1) == pytest.approx([agreement.NEWCOMER_STRENGTH] * K)
+    rows = table / table.sum(axis=1, keepdims=True)
+    assert np.diag(rows) == pytest.approx([agreement.NEWCOMER_ACCURACY] * K)
+    assert agreement.default_priors(K).sum() == pytest.approx(1.0)
+    assert list(itertools.islice(agreement.default_priors(K), K - 1, None)) == [0.05]
