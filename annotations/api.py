@@ -298,5 +298,7 @@ class GoldView(APIView):
         data.is_valid(raise_exception=True)
         key = data.validated_data["gold_label"]
         label = None if key is None else int(answer_from_key(key))
-        task = services.task_set_gold(campaign=campaign, task_id=task_id, label=label)
+        task = services.task_set_gold(
+            campaign=campaign, task_id=task_id, label=label, actor=request.user
+        )
         return Response(GoldOutput(task).data)

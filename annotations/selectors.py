@@ -7,14 +7,14 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from clips.models import Clip
 
 from . import statements
-from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
+from .models import Assignment, Campaign, ConsensusStatus, Membership, Role, Task, Vote
 
 # A clip with one of these labels is settled: its voters can no longer change their answers.
 FINAL_STATUSES = frozenset(
@@ -32,20 +32,20 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     """Return the user's campaigns with the user's ``role``, clip total and own vote counts.
 
     ``my_votes_today`` counts from midnight in the server's time zone (setting ``TIME_ZONE``).
+    A superuser gets every campaign, as admin where not a member.
     """
     role = Membership.objects.filter(campaign=OuterRef("pk"), user=user).values("role")[:1]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Vote.objects.filter(campaign=OuterRef("pk"), annotator=user)
-    return (
-        Campaign.objects.filter(memberships__user=user)
-        .annotate(
-            role=Subquery(role),
-            clip_total=_count(Task.objects.filter(campaign=OuterRef("pk"))),
-            my_votes=_count(mine),
-            my_votes_today=_count(mine.filter(created_at__gte=midnight)),
-        )
-        .order_by("name")
-    )
+    campaigns = Campaign.objects.all()
+    if not user.is_superuser:
+        campaigns = campaigns.filter(memberships__user=user)
+    return campaigns.annotate(
+        role=Coalesce(Subquery(role), Value(Role.ADMIN.value)),
+        clip_total=_count(Task.objects.filter(campaign=OuterRef("pk"))),
+        my_votes=_count(mine),
+        my_votes_today=_count(mine.filter(created_at__gte=midnight)),
+    ).order_by("name")
 
 
 @dataclass(frozen=True)

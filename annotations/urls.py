@@ -4,7 +4,7 @@ import re
 
 from django.urls import path, register_converter
 
-from . import api
+from . import api, campaign_api
 
 
 class IdConverter:
@@ -27,7 +27,7 @@ register_converter(IdConverter, "lsf_id")
 
 urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="auth-token"),
-    path("campaigns/", api.CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/", campaign_api.CampaignsView.as_view(), name="campaign-list"),
     path("campaigns/<lsf_id:campaign_id>/next/", api.NextView.as_view(), name="campaign-next"),
     path(
         "campaigns/<lsf_id:campaign_id>/last-answer/",
@@ -134,5 +134,29 @@ urlpatterns += [
         "campaigns/<lsf_id:campaign_id>/exports/<lsf_id:job_id>/",
         export_api.ExportDetailView.as_view(),
         name="export-detail",
+    ),
+]
+
+# Running a campaign: its rules and state (admins).
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/",
+        campaign_api.CampaignDetailView.as_view(),
+        name="campaign-detail",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/pause/",
+        campaign_api.CampaignPauseView.as_view(),
+        name="campaign-pause",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/resume/",
+        campaign_api.CampaignResumeView.as_view(),
+        name="campaign-resume",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/close/",
+        campaign_api.CampaignCloseView.as_view(),
+        name="campaign-close",
     ),
 ]
