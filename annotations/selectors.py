@@ -14,7 +14,16 @@ from django.utils import timezone
 from clips.models import Clip
 
 from . import statements
-from .models import Assignment, Campaign, ConsensusStatus, Membership, Role, Task, Vote
+from .models import (
+    Assignment,
+    AuditEntry,
+    Campaign,
+    ConsensusStatus,
+    Membership,
+    Role,
+    Task,
+    Vote,
+)
 
 # A clip with one of these labels is settled: its voters can no longer change their answers.
 FINAL_STATUSES = frozenset(
@@ -156,3 +165,74 @@ def campaign_progress(*, campaign_id: int) -> dict[str, int]:
         campaign_id=campaign_id, state=Assignment.State.ACTIVE, expires_at__gt=timezone.now()
     ).count()
     return totals
+
+
+# --------------------------------------------------------------------------------------------
+# Campaign administration: members, the task list, the audit log
+
+
+def members_of(*, campaign_id: int) -> QuerySet[Membership]:
+    """Return a campaign's memberships with their users, by username."""
+    return (
+        Membership.objects.filter(campaign_id=campaign_id)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+TASK_ROW_FIELDS = (
+    "id", "clip_id", "clip__name", "clip__scene__name", "clip__scene__scenario__name", "status",
+    "label", "is_gold", "gold_label", "vote_count", "votes_needed", "agreement",
+)  # fmt: skip
+
+
+def tasks_page(
+    *, campaign_id: int, after: int | None = None, limit: int = 50, **filters
+) -> tuple[list[dict], int | None]:
+    """Return one page of a campaign's tasks in id order, and the ``after`` of the next page.
+
+    ``filters`` (each optional): ``status``, ``scene`` and ``scenario`` (names), ``label`` (a
+    class index), ``gold`` (bool), ``clip`` (a clip id, or a clip name when not a number),
+    ``agreement_min`` and ``agreement_max``. Keyset pagination on the task id, with no count:
+    every page costs the same however deep (indexes ``task_campaign_status``,
+    ``task_campaign_label``, ``task_gold``).
+    """
+    tasks = Task.objects.filter(campaign_id=campaign_id)
+    if after is not None:
+        tasks = tasks.filter(id__gt=after)
+    if (value := filters.get("status")) is not None:
+        tasks = tasks.filter(status=value)
+    if (value := filters.get("label")) is not None:
+        tasks = tasks.filter(label=value)
+    if (value := filters.get("gold")) is not None:
+        tasks = tasks.filter(is_gold=value)
+    if (value := filters.get("scene")) is not None:
+        tasks = tasks.filter(clip__scene__name=value)
+    if (value := filters.get("scenario")) is not None:
+        tasks = tasks.filter(clip__scene__scenario__name=value)
+    if (value := filters.get("clip")) is not None:
+        if value.isdigit() and int(value) < 2**63:
+            tasks = tasks.filter(clip_id=int(value))
+        else:
+            tasks = tasks.filter(clip__name=value)
+    if (value := filters.get("agreement_min")) is not None:
+        tasks = tasks.filter(agreement__gte=value)
+    if (value := filters.get("agreement_max")) is not None:
+        tasks = tasks.filter(agreement__lte=value)
+    rows = list(tasks.order_by("id").values(*TASK_ROW_FIELDS)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1]["id"] if more else None
+
+
+def audit_page(
+    *, campaign_id: int, before: int | None = None, limit: int = 50
+) -> tuple[list, int | None]:
+    """Return one page of a campaign's audit log, newest first, and the next page's ``before``."""
+    entries = AuditEntry.objects.filter(campaign_id=campaign_id).select_related("actor")
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    rows = list(entries.order_by("-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].pk if more else None

@@ -160,3 +160,37 @@ urlpatterns += [
         name="campaign-close",
     ),
 ]
+
+# People, the task list, the audit log and the gold set in bulk.
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/members/",
+        campaign_api.MembersView.as_view(),
+        name="campaign-members",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/members/<str:username>/",
+        campaign_api.MemberView.as_view(),
+        name="campaign-member",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/tasks/",
+        campaign_api.TasksView.as_view(),
+        name="campaign-tasks",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/audit/",
+        campaign_api.AuditView.as_view(),
+        name="campaign-audit",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/gold/import/",
+        campaign_api.GoldImportView.as_view(),
+        name="campaign-gold-import",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/gold/export/",
+        campaign_api.GoldExportView.as_view(),
+        name="campaign-gold-export",
+    ),
+]
