@@ -480,7 +480,8 @@ class AuditEntryOutput(serializers.Serializer):
     action = serializers.CharField(
         help_text="campaign_created, campaign_edited, campaign_paused, campaign_resumed, "
         "campaign_closed, members_added, member_role_changed, member_removed, gold_set, "
-        "gold_retired, gold_imported."
+        "gold_retired, gold_imported, review_decision (a clip), batch_decision (an Improper "
+        "batch)."
     )
     details = serializers.JSONField()
 
@@ -493,7 +494,7 @@ class AuditPageOutput(serializers.Serializer):
 class AuditView(APIView):
     """Who changed what in the campaign, newest first (reviewers and admins). Append-only.
 
-    Review decisions have their own history (`review/decisions/`)."""
+    Review decisions appear here too; their full before/after is in `review/decisions/`."""
 
     @extend_schema(
         parameters=[CAMPAIGN_ID, AuditQuery],

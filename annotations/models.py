@@ -185,6 +185,10 @@ class Task(models.Model):
     # Bumped by every review decision; a decision names the version its reviewer saw, so two
     # reviewers deciding at once cannot both win.
     review_version = models.PositiveIntegerField(default=0)
+    # The task's place in the claim's order among tasks with as many votes: random but the same
+    # for every run of a campaign, and the k-th clip cut from a source video comes after the
+    # (k-1)-th clip of every source (see ASSIGNMENT.md, "Order"). Set when the clip is added.
+    draw = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -225,6 +229,7 @@ class Task(models.Model):
             models.Index(
                 "campaign",
                 models.F("vote_count").desc(),
+                "draw",
                 "id",
                 condition=Q(status=ConsensusStatus.COLLECTING, is_gold=False)
                 & Q(vote_count__lt=F("votes_needed") - F("lease_count")),

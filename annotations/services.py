@@ -5,16 +5,18 @@ How the next clip is chosen, and why it is race-free, is described in ASSIGNMENT
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -121,17 +123,54 @@ def membership_set(*, campaign: Campaign, user: AbstractBaseUser, role: str) -> 
     return membership
 
 
+# Task.draw: the round (the clip's rank among those of its source video in the campaign) above
+# a 32-bit hash of campaign and source, so that rounds never mix.
+_ROUND = 2**32
+
+
+def task_draw(*, campaign_id: int, source: str, round_: int) -> int:
+    """Return a task's place in the claim order: ``round_`` first, then a hash of the campaign
+    and ``source`` (a source video, or the clip itself when it has none).
+
+    Every clip of one source gets the same hash, so the sources come in one random order
+    (the same every time for a campaign) and a source's k-th clip in round k: its pieces are
+    as far apart as the campaign allows.
+    """
+    digest = hashlib.blake2b(f"{campaign_id}:{source}".encode(), digest_size=4).digest()
+    return round_ * _ROUND + int.from_bytes(digest, "big")
+
+
 def campaign_add_clips(*, campaign: Campaign, clips: Iterable[Clip]) -> int:
     """Add clips to a campaign, skipping those already in it; return how many were added."""
     clip_list = list(clips)
     present = set(
         Task.objects.filter(campaign=campaign, clip__in=clip_list).values_list("clip_id", flat=True)
     )
-    rows = [
-        Task(campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip)
-        for clip in clip_list
-        if clip.pk not in present
-    ]
+    fresh = sorted(
+        (clip for clip in clip_list if clip.pk not in present),
+        key=lambda clip: (clip.start_s or 0.0, clip.pk),
+    )
+    # Clips of each source video already in the campaign: new ones continue their rounds.
+    sources = {clip.source_video_id for clip in fresh} - {None}
+    rounds = Counter(
+        dict(
+            Task.objects.filter(campaign=campaign, clip__source_video_id__in=sources)
+            .values_list("clip__source_video_id")
+            .annotate(n=Count("id"))
+            .values_list("clip__source_video_id", "n")
+        )
+    )
+    rows = []
+    for clip in fresh:
+        if clip.source_video_id is None:
+            source, round_ = f"clip-{clip.pk}", 0
+        else:
+            source, round_ = f"video-{clip.source_video_id}", rounds[clip.source_video_id]
+            rounds[clip.source_video_id] += 1
+        draw = task_draw(campaign_id=campaign.pk, source=source, round_=round_)
+        rows.append(
+            Task(campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip, draw=draw)
+        )
     # ignore_conflicts: a concurrent import adding the same clip is not an error.
     Task.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return len(rows)

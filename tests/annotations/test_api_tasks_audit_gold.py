@@ -125,3 +125,16 @@ def test_gold_imports_all_or_nothing_exports_and_retires(api, rita, campaign):
     actions = list(AuditEntry.objects.filter(campaign=campaign).order_by("id")
                    .values_list("action", flat=True))  # fmt: skip
     assert actions == ["gold_imported", "gold_imported", "gold_retired"]
+
+
+def test_review_decisions_reach_the_audit_log(api, rita, campaign):
+    task = TaskFactory(campaign=campaign, status="disputed", vote_count=5)
+    decided = api(rita).post(
+        f"/api/v1/campaigns/{campaign.pk}/review/tasks/{task.pk}/decisions/",
+        {"action": "label", "label": "sad", "version": 0},
+        format="json",
+    )
+    assert decided.status_code == 200, decided.json()
+    entry = api(rita).get(f"/api/v1/campaigns/{campaign.pk}/audit/").json()["items"][0]
+    assert (entry["action"], entry["actor"]) == ("review_decision", "rita")
+    assert entry["details"]["label"] == "sad" and entry["details"]["task"] == task.pk
