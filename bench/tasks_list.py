@@ -136,6 +136,7 @@ def main() -> None:
         "agreement 0.45-0.55": {"agreement_min": 0.45, "agreement_max": 0.55},
         "agreement>=0.99": {"agreement_min": 0.99},
         "status+scene": {"status": "disputed", "scene": scene.name},
+        "rare status+scene": {"status": "adjudicated", "scene": scene.name},
         "label+agreement": {"label": "sad", "agreement_max": 0.7},
     }
     url = f"/api/v1/campaigns/{campaign_id}/tasks/"

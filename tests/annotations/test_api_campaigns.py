@@ -182,3 +182,18 @@ def test_an_older_unsettleable_rule_does_not_block_other_edits(api, adam, campai
     assert refused.status_code == 400 and "1-1-1" in refused.json()["error"]["message"]
     fixed = api(adam).patch(url, {"max_votes": 3}, format="json")
     assert fixed.status_code == 200 and fixed.json()["max_votes"] == 3
+
+
+def test_a_campaign_made_in_the_django_admin_has_its_creator_as_admin(client, root):
+    client.force_login(root)
+    form = {
+        "name": "From the admin", "description": "", "votes_per_clip": 3, "max_votes": 3,
+        "min_agreement": 0.67, "gold_share": 0.05, "lease_seconds": 600, "batch_size": 100,
+        "aggregation": "majority", "ds_threshold": 0.9, "state": "active",
+        "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0,
+    }  # fmt: skip
+    response = client.post("/admin/annotations/campaign/add/", form)
+    assert response.status_code == 302, response.content[:2000]
+    campaign = Campaign.objects.get(name="From the admin")
+    assert campaign.created_by == root
+    assert Membership.objects.get(campaign=campaign).user == root
