@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
 .PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
-        bench-trust bench-export bench-candidates clean
+        bench-trust bench-export bench-candidates bench-tasks clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-export: install
 
 bench-candidates: install
 	scripts/bench.sh bench/candidates.py $(BENCH_ARGS)
+
+bench-tasks: install
+	scripts/bench.sh bench/tasks_list.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -2,10 +2,12 @@ from django.contrib import admin
 
 from .models import (
     Assignment,
+    AuditEntry,
     Campaign,
     CampaignStatistics,
     GoldBatch,
     Membership,
+    Role,
     Task,
     Vote,
 )
@@ -19,8 +21,18 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "votes_per_clip", "max_votes", "gold_share", "aggregation"]
+    list_display = ["name", "state", "votes_per_clip", "max_votes", "gold_share", "aggregation"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            # As over the API: the creator administers the campaign (and sees it on /).
+            from .services import membership_set
+
+            obj.created_by = obj.created_by or request.user
+            Campaign.objects.filter(pk=obj.pk).update(created_by=obj.created_by)
+            membership_set(campaign=obj, user=request.user, role=Role.ADMIN)
 
 
 @admin.register(Membership)
@@ -126,3 +138,12 @@ class CampaignSourceVideoAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         heavy = ["scan", "shots", "tracks", "plan"]
         return super().get_queryset(request).defer(*(f"source_video__{f}" for f in heavy))
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Append-only: the services write it, nobody edits it."""
+
+    list_display = ["created_at", "campaign", "actor", "action"]
+    list_filter = ["action", "campaign"]
+    list_select_related = ["campaign", "actor"]

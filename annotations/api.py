@@ -329,5 +329,28 @@ class GoldView(APIView):
         data.is_valid(raise_exception=True)
         key = data.validated_data["gold_label"]
         label = None if key is None else int(answer_from_key(key))
-        task = services.task_set_gold(campaign=campaign, task_id=task_id, label=label)
+        task = services.task_set_gold(
+            campaign=campaign, task_id=task_id, label=label, actor=request.user
+        )
+        return Response(GoldOutput(task).data)
+
+    @extend_schema(
+        parameters=[CAMPAIGN_ID, TASK_ID],
+        responses={
+            200: GoldOutput,
+            401: E401,
+            403: E403,
+            404: error_response("No such campaign (or not a member), or no such clip in it."),
+        },
+        summary="Retire a gold clip (reviewers)",
+        tags=["review"],
+    )
+    def delete(self, request: Request, campaign_id: int, task_id: int) -> Response:
+        """Retire a gold clip: it becomes an ordinary clip (the same as PUT with null)."""
+        campaign, _ = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
+        )
+        task = services.task_set_gold(
+            campaign=campaign, task_id=task_id, label=None, actor=request.user
+        )
         return Response(GoldOutput(task).data)

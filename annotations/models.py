@@ -22,11 +22,19 @@ class Campaign(models.Model):
         MAJORITY = "majority", "Majority with minimum agreement"
         DAWID_SKENE = "dawid_skene", "Dawid-Skene"
 
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     votes_per_clip = models.PositiveSmallIntegerField(
         default=3, help_text="Votes every clip needs before it is decided."
     )
+    # 5 for the confidence rule (the default), which a 4th or 5th vote can settle. Under the
+    # plain 2/3 vote-share rule 3 and 5 cannot be combined: the only unsettled split at 3 votes
+    # is 1-1-1 and no 4th or 5th vote lifts it to 2/3, so rules.py refuses that campaign.
     max_votes = models.PositiveSmallIntegerField(
         default=5, help_text="The most votes a disputed clip may get before review."
     )
@@ -59,6 +67,8 @@ class Campaign(models.Model):
     ds_threshold = models.FloatField(
         default=0.9, help_text="Dawid-Skene posterior needed to trust a clip."
     )
+    # Paused or closed, the campaign hands out no clip; answers to leases held still count.
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -91,6 +101,16 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def refusal(self) -> tuple[str, str] | None:
+        """Return why the campaign hands out no clip now, as ``(message, code)``, or None."""
+        if self.state == self.State.PAUSED:
+            return "This campaign is paused: no clips are handed out until it resumes.", (
+                "campaign_paused"
+            )
+        if self.state == self.State.CLOSED:
+            return "This campaign is closed: it hands out no more clips.", "campaign_closed"
+        return None
 
 
 class Role(models.TextChoices):
@@ -196,6 +216,10 @@ class Task(models.Model):
     # Bumped by every review decision; a decision names the version its reviewer saw, so two
     # reviewers deciding at once cannot both win.
     review_version = models.PositiveIntegerField(default=0)
+    # The task's place in the claim's order among tasks with as many votes: random but the same
+    # for every run of a campaign, and the k-th clip cut from a source video comes after the
+    # (k-1)-th clip of every source (see ASSIGNMENT.md, "Order"). Set when the clip is added.
+    draw = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -227,13 +251,16 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["campaign", "status"], name="task_campaign_status"),
+            # With id: the task list filtered by status walks it in id order (cursor pages).
+            models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
+            models.Index(fields=["campaign", "label", "id"], name="task_campaign_label"),
             # The claim's queue: exactly the tasks with a free slot, fullest first. A task
             # leaves it in the transaction that fills its last slot, so the claim never walks
             # over finished tasks waiting for their consensus.
             models.Index(
                 "campaign",
                 models.F("vote_count").desc(),
+                "draw",
                 "id",
                 condition=Q(status=ConsensusStatus.COLLECTING, is_gold=False)
                 & Q(vote_count__lt=F("votes_needed") - F("lease_count")),
@@ -610,3 +637,38 @@ class CampaignSourceVideo(models.Model):
 
     def __str__(self) -> str:
         return f"source video {self.source_video_id} -> campaign {self.campaign_id}"
+
+
+class AuditEntry(models.Model):
+    """One change to a campaign: rules, state, membership, gold or a review decision.
+
+    Append-only: services add rows in the transaction of the change they record, and nothing
+    edits or deletes one (the admin shows them read-only).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="audit")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["campaign", "-id"], name="audit_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.action} in campaign {self.campaign_id} at {self.created_at}"
+
+    @classmethod
+    def record(
+        cls, *, campaign: Campaign, actor: models.Model | None, action: str, **details
+    ) -> "AuditEntry":
+        """Append an entry (in the caller's transaction)."""
+        return cls.objects.create(
+            campaign=campaign,
+            actor=actor if actor is not None and actor.pk else None,
+            action=action,
+            details=details,
+        )

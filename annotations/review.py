@@ -18,7 +18,7 @@ from labelstudio_ferv.expressions import CLASS_KEYS
 from . import agreement
 from .batches import batch_review
 from .consensus import consensus_update, valid_counts
-from .models import Campaign, ConsensusStatus, GoldBatch, ReviewDecision, Task
+from .models import AuditEntry, Campaign, ConsensusStatus, GoldBatch, ReviewDecision, Task
 from .review_selectors import index_key
 from .statistics import statistics_refresh_on_commit
 
@@ -127,6 +127,11 @@ def task_decide(
             before=before,
             after=_snapshot(task),
         )
+        AuditEntry.record(
+            campaign=campaign, actor=reviewer, action="review_decision", task=task.pk,
+            decision=decision.pk, review_action=action, extra_votes=extra_votes,
+            label=None if label is None else CLASS_KEYS[label],
+        )  # fmt: skip
         statistics_refresh_on_commit(campaign_id=campaign.pk, since=decision.created_at)
     logger.info("review: %s on task %s by %s", action, task_id, reviewer.pk)
     return decision
@@ -186,6 +191,11 @@ def batch_decide(
             f"This batch was scored {batch.verdict}; only Improper batches are reviewed.",
             code="not_reviewable",
         )
-    batch = batch_review(batch_id=batch_id, reviewer=reviewer, accept=accept, note=note)
+    with transaction.atomic():
+        batch = batch_review(batch_id=batch_id, reviewer=reviewer, accept=accept, note=note)
+        AuditEntry.record(
+            campaign=campaign, actor=reviewer, action="batch_decision", batch=batch.pk,
+            annotator=batch.annotator_id, accepted=accept,
+        )  # fmt: skip
     statistics_refresh_on_commit(campaign_id=campaign.pk, since=batch.reviewed_at)
     return batch

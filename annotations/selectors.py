@@ -7,14 +7,23 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from clips.models import Clip, MediaStatus
+from clips.models import Clip, MediaStatus, Scene
 
 from . import statements
-from .models import Assignment, Campaign, ConsensusStatus, Membership, Task, Vote
+from .models import (
+    Assignment,
+    AuditEntry,
+    Campaign,
+    ConsensusStatus,
+    Membership,
+    Role,
+    Task,
+    Vote,
+)
 
 # A clip with one of these labels is settled: its voters can no longer change their answers.
 FINAL_STATUSES = frozenset(
@@ -32,25 +41,23 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     """Return the user's campaigns with the user's ``role``, clip total and own vote counts.
 
     ``my_votes_today`` counts from midnight in the server's time zone (setting ``TIME_ZONE``).
+    A superuser gets every campaign, as admin where not a member.
     """
     role = Membership.objects.filter(campaign=OuterRef("pk"), user=user).values("role")[:1]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Vote.objects.filter(campaign=OuterRef("pk"), annotator=user)
-    return (
-        Campaign.objects.filter(memberships__user=user)
-        .annotate(
-            role=Subquery(role),
-            # A clip whose media failed is no work for anyone: it is not counted.
-            clip_total=_count(
-                Task.objects.filter(campaign=OuterRef("pk")).exclude(
-                    clip__status=MediaStatus.FAILED
-                )
-            ),
-            my_votes=_count(mine),
-            my_votes_today=_count(mine.filter(created_at__gte=midnight)),
-        )
-        .order_by("name")
-    )
+    campaigns = Campaign.objects.all()
+    if not user.is_superuser:
+        campaigns = campaigns.filter(memberships__user=user)
+    return campaigns.annotate(
+        role=Coalesce(Subquery(role), Value(Role.ADMIN.value)),
+        # A clip whose media failed is no work for anyone: it is not counted.
+        clip_total=_count(
+            Task.objects.filter(campaign=OuterRef("pk")).exclude(clip__status=MediaStatus.FAILED)
+        ),
+        my_votes=_count(mine),
+        my_votes_today=_count(mine.filter(created_at__gte=midnight)),
+    ).order_by("name")
 
 
 @dataclass(frozen=True)
@@ -165,3 +172,82 @@ def campaign_progress(*, campaign_id: int) -> dict[str, int]:
         campaign_id=campaign_id, state=Assignment.State.ACTIVE, expires_at__gt=timezone.now()
     ).count()
     return totals
+
+
+# --------------------------------------------------------------------------------------------
+# Campaign administration: members, the task list, the audit log
+
+
+def members_of(*, campaign_id: int) -> QuerySet[Membership]:
+    """Return a campaign's memberships with their users, by username."""
+    return (
+        Membership.objects.filter(campaign_id=campaign_id)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+TASK_ROW_FIELDS = (
+    "id", "clip_id", "clip__name", "clip__scene__name", "clip__scene__scenario__name", "status",
+    "label", "is_gold", "gold_label", "vote_count", "votes_needed", "agreement",
+)  # fmt: skip
+
+
+def tasks_page(
+    *, campaign_id: int, after: int | None = None, limit: int = 50, **filters
+) -> tuple[list[dict], int | None]:
+    """Return one page of a campaign's tasks in id order, and the ``after`` of the next page.
+
+    ``filters`` (each optional): ``status``, ``scene`` and ``scenario`` (names), ``label`` (a
+    class index), ``gold`` (bool), ``clip`` (a clip id, or a clip name when not a number),
+    ``agreement_min`` and ``agreement_max``. Keyset pagination on the task id, with no count:
+    every page costs the same however deep (indexes ``task_campaign_status``,
+    ``task_campaign_label``, ``task_gold``).
+    """
+    tasks = Task.objects.filter(campaign_id=campaign_id)
+    if after is not None:
+        tasks = tasks.filter(id__gt=after)
+    if (value := filters.get("status")) is not None:
+        tasks = tasks.filter(status=value)
+    if (value := filters.get("label")) is not None:
+        tasks = tasks.filter(label=value)
+    if (value := filters.get("gold")) is not None:
+        tasks = tasks.filter(is_gold=value)
+    # Scenes by id (the scene table is tiny): the plan then walks the tasks in id order and
+    # checks each one's clip, instead of joining whole tables.
+    if (value := filters.get("scene")) is not None:
+        tasks = tasks.filter(
+            clip__scene_id__in=list(Scene.objects.filter(name=value).values_list("pk", flat=True))
+        )
+    if (value := filters.get("scenario")) is not None:
+        tasks = tasks.filter(
+            clip__scene_id__in=list(
+                Scene.objects.filter(scenario__name=value).values_list("pk", flat=True)
+            )
+        )
+    if (value := filters.get("clip")) is not None:
+        if value.isdigit() and int(value) < 2**63:
+            tasks = tasks.filter(clip_id=int(value))
+        else:
+            tasks = tasks.filter(clip__name=value)
+    if (value := filters.get("agreement_min")) is not None:
+        tasks = tasks.filter(agreement__gte=value)
+    if (value := filters.get("agreement_max")) is not None:
+        tasks = tasks.filter(agreement__lte=value)
+    rows = list(tasks.order_by("id").values(*TASK_ROW_FIELDS)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1]["id"] if more else None
+
+
+def audit_page(
+    *, campaign_id: int, before: int | None = None, limit: int = 50
+) -> tuple[list, int | None]:
+    """Return one page of a campaign's audit log, newest first, and the next page's ``before``."""
+    entries = AuditEntry.objects.filter(campaign_id=campaign_id).select_related("actor")
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    rows = list(entries.order_by("-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].pk if more else None

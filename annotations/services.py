@@ -5,10 +5,12 @@ How the next clip is chosen, and why it is race-free, is described in ASSIGNMENT
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -19,17 +21,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
+from labelstudio_ferv.expressions import Answer
 
-from . import selectors
+from . import rules, selectors
 from .consensus import consensus_enqueue
-from .models import Assignment, Campaign, Membership, Role, Task, Vote
+from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
 from .statements import (
     ANSWERED,
@@ -42,13 +45,77 @@ from .statements import (
     Statement,
 )
 
+# Fields of a campaign that an admin may set (create and edit): its name, text and rules.
+CAMPAIGN_FIELDS = (
+    "name", "description", "votes_per_clip", "max_votes", "min_agreement", "gold_share",
+    "lease_seconds", "batch_size", "aggregation", "ds_threshold",
+)  # fmt: skip
+
+
+def _invalid(field: str, message: str) -> ValidationError:
+    return ValidationError(f"{field}: {message}", details={field: [message]})
+
+
+def campaign_check(*, campaign: Campaign, trust_rule: bool = True) -> None:
+    """Raise ValidationError, naming the field, unless the campaign's rules make sense.
+
+    Besides the ranges the database enforces, refuse a majority rule that asks for votes that
+    can never settle a clip (rules.py), unless ``trust_rule`` is off (an edit that leaves the
+    rule as it was does not have to fix an older campaign's rule).
+    """
+    if not campaign.name.strip():
+        raise _invalid("name", "A campaign needs a name.")
+    if Campaign.objects.filter(name=campaign.name).exclude(pk=campaign.pk).exists():
+        raise _invalid("name", f"A campaign named {campaign.name!r} exists already.")
+    if campaign.votes_per_clip < 1:
+        raise _invalid("votes_per_clip", "A clip needs at least 1 vote.")
+    if campaign.max_votes < campaign.votes_per_clip:
+        raise _invalid(
+            "max_votes",
+            f"max_votes ({campaign.max_votes}) must be at least votes_per_clip "
+            f"({campaign.votes_per_clip}).",
+        )
+    if campaign.max_votes > rules.MAX_VOTES_CHECKED:
+        raise _invalid("max_votes", f"At most {rules.MAX_VOTES_CHECKED} votes per clip.")
+    shares = {
+        "min_agreement": (campaign.min_agreement, False),
+        "gold_share": (campaign.gold_share, True),
+        "ds_threshold": (campaign.ds_threshold, False),
+    }
+    for field, (value, zero_ok) in shares.items():
+        if not (0 <= value <= 1 if zero_ok else 0 < value <= 1):
+            bounds = "between 0 and 1" if zero_ok else "above 0 and at most 1"
+            raise _invalid(field, f"{field} is a share: {bounds} (got {value}).")
+    if campaign.lease_seconds < 10:
+        raise _invalid("lease_seconds", "A lease lasts at least 10 seconds.")
+    if campaign.batch_size < 1:
+        raise _invalid("batch_size", "A batch holds at least 1 answer.")
+    if trust_rule and campaign.aggregation == Campaign.Aggregation.MAJORITY:
+        stuck = rules.unsettleable_example(
+            votes_per_clip=campaign.votes_per_clip,
+            max_votes=campaign.max_votes,
+            min_agreement=campaign.min_agreement,
+            answers=len(Answer),
+        )
+        if stuck is not None:
+            raise ValidationError(
+                f"max_votes: {stuck.message()}",
+                details={"max_votes": [stuck.message()], "min_agreement": [stuck.message()]},
+                code="unsettleable_rules",
+            )
+
 
 @transaction.atomic
 def campaign_create(*, name: str, created_by: AbstractBaseUser | None = None, **rules) -> Campaign:
     """Create a campaign with its rules and make its creator an admin of it."""
     campaign = Campaign(name=name, created_by=created_by, **rules)
+    campaign_check(campaign=campaign)
     campaign.full_clean()
     campaign.save()
+    AuditEntry.record(
+        campaign=campaign, actor=created_by, action="campaign_created",
+        rules={field: getattr(campaign, field) for field in CAMPAIGN_FIELDS},
+    )  # fmt: skip
     if created_by is not None:
         membership_set(campaign=campaign, user=created_by, role=Role.ADMIN)
     return campaign
@@ -62,17 +129,54 @@ def membership_set(*, campaign: Campaign, user: AbstractBaseUser, role: str) -> 
     return membership
 
 
+# Task.draw: the round (the clip's rank among those of its source video in the campaign) above
+# a 32-bit hash of campaign and source, so that rounds never mix.
+_ROUND = 2**32
+
+
+def task_draw(*, campaign_id: int, source: str, round_: int) -> int:
+    """Return a task's place in the claim order: ``round_`` first, then a hash of the campaign
+    and ``source`` (a source video, or the clip itself when it has none).
+
+    Every clip of one source gets the same hash, so the sources come in one random order
+    (the same every time for a campaign) and a source's k-th clip in round k: its pieces are
+    as far apart as the campaign allows.
+    """
+    digest = hashlib.blake2b(f"{campaign_id}:{source}".encode(), digest_size=4).digest()
+    return round_ * _ROUND + int.from_bytes(digest, "big")
+
+
 def campaign_add_clips(*, campaign: Campaign, clips: Iterable[Clip]) -> int:
     """Add clips to a campaign, skipping those already in it; return how many were added."""
     clip_list = list(clips)
     present = set(
         Task.objects.filter(campaign=campaign, clip__in=clip_list).values_list("clip_id", flat=True)
     )
-    rows = [
-        Task(campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip)
-        for clip in clip_list
-        if clip.pk not in present
-    ]
+    fresh = sorted(
+        (clip for clip in clip_list if clip.pk not in present),
+        key=lambda clip: (clip.start_s or 0.0, clip.pk),
+    )
+    # Clips of each source video already in the campaign: new ones continue their rounds.
+    sources = {clip.source_video_id for clip in fresh} - {None}
+    rounds = Counter(
+        dict(
+            Task.objects.filter(campaign=campaign, clip__source_video_id__in=sources)
+            .values_list("clip__source_video_id")
+            .annotate(n=Count("id"))
+            .values_list("clip__source_video_id", "n")
+        )
+    )
+    rows = []
+    for clip in fresh:
+        if clip.source_video_id is None:
+            source, round_ = f"clip-{clip.pk}", 0
+        else:
+            source, round_ = f"video-{clip.source_video_id}", rounds[clip.source_video_id]
+            rounds[clip.source_video_id] += 1
+        draw = task_draw(campaign_id=campaign.pk, source=source, round_=round_)
+        rows.append(
+            Task(campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip, draw=draw)
+        )
     # ignore_conflicts: a concurrent import adding the same clip is not an error.
     Task.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return len(rows)
@@ -229,6 +333,10 @@ def assignment_next(
     browser to preload while the first one plays; once the current assignment is closed, the
     one ahead becomes current.
     """
+    # A paused or closed campaign hands out nothing, not even a lease already held (its answer
+    # is still accepted).
+    if refusal := campaign.refusal():
+        raise Conflict(refusal[0], code=refusal[1])
     offer, leases = _assignment_take(
         campaign=campaign, membership=membership, user=user, ahead=False
     )
@@ -437,12 +545,22 @@ def assignment_skip(*, user: AbstractBaseUser, assignment_id: int) -> Assignment
 # Review
 
 
-def task_set_gold(*, campaign: Campaign, task_id: int, label: int | None) -> Task:
+def task_set_gold(
+    *, campaign: Campaign, task_id: int, label: int | None, actor: AbstractBaseUser | None = None
+) -> Task:
     """Make a clip gold with a reference label, or (label None) an ordinary clip again."""
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(campaign=campaign, pk=task_id).first()
         if task is None:
             raise NotFound("Clip not found in this campaign.")
+        if (task.gold_label, task.is_gold) != (label, label is not None):
+            AuditEntry.record(
+                campaign=campaign, actor=actor,
+                action="gold_set" if label is not None else "gold_retired",
+                task=task.pk, clip=task.clip_id,
+                label=None if label is None else Answer(label).key,
+                previous=None if task.gold_label is None else Answer(task.gold_label).key,
+            )  # fmt: skip
         task.is_gold = label is not None
         task.gold_label = label
         task.save(update_fields=["is_gold", "gold_label", "updated_at"])

@@ -4,11 +4,11 @@ from django.urls import path
 
 from labelstudio_ferv.converters import IdConverter  # noqa: F401  (registers lsf_id)
 
-from . import api
+from . import api, campaign_api
 
 urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="auth-token"),
-    path("campaigns/", api.CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/", campaign_api.CampaignsView.as_view(), name="campaign-list"),
     path("campaigns/<lsf_id:campaign_id>/next/", api.NextView.as_view(), name="campaign-next"),
     path(
         "campaigns/<lsf_id:campaign_id>/last-answer/",
@@ -131,5 +131,63 @@ urlpatterns += [
         "campaigns/<lsf_id:campaign_id>/pauses/",
         quality_api.PauseListView.as_view(),
         name="campaign-pauses",
+    ),
+]
+
+# Running a campaign: its rules and state (admins).
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/",
+        campaign_api.CampaignDetailView.as_view(),
+        name="campaign-detail",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/pause/",
+        campaign_api.CampaignPauseView.as_view(),
+        name="campaign-pause",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/resume/",
+        campaign_api.CampaignResumeView.as_view(),
+        name="campaign-resume",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/close/",
+        campaign_api.CampaignCloseView.as_view(),
+        name="campaign-close",
+    ),
+]
+
+# People, the task list, the audit log and the gold set in bulk.
+urlpatterns += [
+    path(
+        "campaigns/<lsf_id:campaign_id>/members/",
+        campaign_api.MembersView.as_view(),
+        name="campaign-members",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/members/<str:username>/",
+        campaign_api.MemberView.as_view(),
+        name="campaign-member",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/tasks/",
+        campaign_api.TasksView.as_view(),
+        name="campaign-tasks",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/audit/",
+        campaign_api.AuditView.as_view(),
+        name="campaign-audit",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/gold/import/",
+        campaign_api.GoldImportView.as_view(),
+        name="campaign-gold-import",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/gold/export/",
+        campaign_api.GoldExportView.as_view(),
+        name="campaign-gold-export",
     ),
 ]

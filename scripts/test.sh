@@ -22,7 +22,10 @@ if [ $# -eq 0 ]; then
         tests/annotations/test_api_annotate.py tests/annotations/test_ahead.py \
         tests/annotations/test_assignment_consensus.py tests/annotations/test_trust.py \
         tests/annotations/test_review.py tests/annotations/test_gold_order.py \
-        tests/annotations/test_quality.py tests/annotations/test_confidence.py
+        tests/annotations/test_quality.py tests/annotations/test_confidence.py \
+        tests/annotations/test_api_campaigns.py \
+        tests/annotations/test_api_people.py tests/annotations/test_api_tasks_audit_gold.py \
+        tests/annotations/test_claim_order.py
     sqlite_status=$?
     [ $status -ne 0 ] || status=$sqlite_status
 fi

@@ -27,7 +27,8 @@ MAX_EXAMPLES = 20
 # The operations of the annotation API (the other apps' endpoints have their own tests).
 OPERATIONS = (
     r"^/api/v1/(auth/token/|campaigns/$|assignments/"
-    r"|campaigns/\{campaign_id\}/(next|last-answer|progress|tasks)/)"
+    r"|campaigns/\{campaign_id\}/(next|last-answer|progress|tasks|pause|resume|close|members"
+    r"|audit|gold)/|campaigns/\{campaign_id\}/$)"
 )
 
 
@@ -129,6 +130,7 @@ def path_ids(api, alice, campaign):
         "task_id": task.pk,
         "clip_id": task.clip_id,
         "assignment_id": assignment["id"],
+        "username": alice.username,
     }
 
 
