@@ -1,13 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+import labelstudio_ferv.converters  # noqa: F401 (registers lsf_id)
+
 from . import login, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", login.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("campaigns/<int:campaign_id>/annotate/", views.annotate, name="annotate"),
-    path("campaigns/<int:campaign_id>/review/", views.review, name="review"),
-    path("campaigns/<int:campaign_id>/dashboard/", views.dashboard, name="dashboard"),
+    path("campaigns/<lsf_id:campaign_id>/annotate/", views.annotate, name="annotate"),
+    path("campaigns/<lsf_id:campaign_id>/review/", views.review, name="review"),
+    path("campaigns/<lsf_id:campaign_id>/dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -78,3 +78,12 @@ def test_the_api_docs_load_only_the_projects_own_assets(client, alice):
         assert asset.status_code == 200, url
         body = b"".join(asset.streaming_content) if asset.streaming else asset.content
         assert body, url
+
+
+@pytest.mark.django_db
+def test_a_page_with_a_malformed_or_huge_campaign_id_is_a_plain_404(client, alice):
+    client.force_login(alice)
+    for campaign_id in ["abc", "-1", "9" * 25, "0"]:
+        for page in ["annotate", "review", "dashboard"]:
+            response = client.get(f"/campaigns/{campaign_id}/{page}/")
+            assert response.status_code == 404, (campaign_id, page)
