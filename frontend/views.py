@@ -11,8 +11,10 @@ from django.shortcuts import render
 
 from annotations import selectors
 from annotations.access import access_campaign
+from annotations.agreement import STATUS_KEYS
 from annotations.campaigns import user_may_create_campaigns
 from annotations.models import Role
+from clips.models import Scenario, Scene
 from labelstudio_ferv.errors import NotFound, PermissionDenied
 from labelstudio_ferv.expressions import Answer
 
@@ -84,8 +86,17 @@ def members(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 @login_required
 def tasks(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """The campaign's clips, filtered, a page at a time (reviewers and admins)."""
-    return _page(request, campaign_id, "frontend/tasks.html", Role.REVIEWER)
+    """The campaign's clips, filtered, a page at a time (reviewers and admins).
+
+    The filters' choices (statuses, the fixed scenes and scenarios) are page chrome; the rows
+    come from the API.
+    """
+    return _page(
+        request, campaign_id, "frontend/tasks.html", Role.REVIEWER,
+        statuses=STATUS_KEYS,
+        scenes=Scene.objects.order_by("position").values_list("name", flat=True),
+        scenarios=Scenario.objects.order_by("position").values_list("name", flat=True),
+    )  # fmt: skip
 
 
 @login_required
