@@ -29,6 +29,7 @@ const WHAT = {
 
 function value(v) {
   if (v === null || v === undefined) return "—";
+  if (typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toFixed(4)));
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
@@ -36,6 +37,13 @@ function value(v) {
 // One readable line per entry; anything not known is shown as its fields.
 function describe(action, d) {
   switch (action) {
+    case "campaign_created":
+      return Object.entries(d.rules || {}).filter(([k]) => k !== "description")
+        .map(([k, v]) => `${k}: ${value(v)}`).join("; ");
+    case "campaign_paused":
+    case "campaign_resumed":
+    case "campaign_closed":
+      return d.before && d.after ? `${d.before} → ${d.after}` : "";
     case "campaign_edited":
       return Object.keys(d.after || {}).map((f) => `${f}: ${value(d.before?.[f])} → ${value(d.after[f])}`).join("; ");
     case "members_added":

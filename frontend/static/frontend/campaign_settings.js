@@ -18,6 +18,8 @@ const STATE_HELP = {
   closed: "Closed for good: no clips are handed out any more. Review and exports go on.",
 };
 let saved = {}; // the campaign as the server last answered
+// Shares such as 2/3 are shown to 4 decimals; a field left as shown is not sent back.
+const shown = (v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toFixed(4)) : v);
 
 function confirmNote(text) {
   confirmEl.hidden = !text;
@@ -50,7 +52,7 @@ function renderState(campaign) {
 
 function fill(campaign) {
   saved = campaign;
-  for (const f of FIELDS) form.elements[f].value = campaign[f] ?? "";
+  for (const f of FIELDS) form.elements[f].value = shown(campaign[f]) ?? "";
   document.getElementById("title").textContent = campaign.name;
   renderState(campaign);
 }
@@ -64,7 +66,7 @@ function changes() {
       // An empty or unreadable number goes to the API as it is, which names the field.
       value = value.trim() === "" ? null : Number(value);
     }
-    if (value !== saved[f]) out[f] = value;
+    if (value !== shown(saved[f])) out[f] = value;
   }
   return out;
 }
@@ -74,6 +76,8 @@ form.addEventListener("submit", async (event) => {
   showMessage(null);
   showFieldErrors(form, "cs-", {});
   document.getElementById("saved").textContent = "";
+  const formError = document.getElementById("form-error");
+  formError.hidden = true;
   const body = changes();
   if (Object.keys(body).length === 0) {
     document.getElementById("saved").textContent = "Nothing to save: no field was changed.";
@@ -86,7 +90,8 @@ form.addEventListener("submit", async (event) => {
     confirmNote("Changes saved.");
   } catch (err) {
     if (err instanceof ApiError && err.status === 400 && showFieldErrors(form, "cs-", err.details)) {
-      showMessage("Not saved: " + err.message);
+      formError.textContent = "Not saved: correct the fields marked in red.";
+      formError.hidden = false;
     } else {
       showMessage("Not saved: " + explain(err));
     }

@@ -78,8 +78,10 @@ form.addEventListener("submit", async (event) => {
     const data = await postCsv(await file.text(), partial);
     const count = (s) => data.rows.filter((r) => r.status === s).length;
     const errors = count("error");
-    say(`${count("gold")} clip(s) made gold, ${count("unchanged")} already gold` +
-      (errors ? `, ${errors} row(s) with errors skipped.` : "."), errors === 0);
+    const parts = [`${count("gold")} clip(s) made gold`];
+    if (count("unchanged")) parts.push(`${count("unchanged")} already gold with that label`);
+    if (errors) parts.push(`${errors} row(s) with errors skipped`);
+    say(parts.join(", ") + ".", errors === 0);
     showRows(data.rows);
   } catch (err) {
     const rows = err instanceof ApiError && err.details && err.details.rows;

@@ -111,10 +111,9 @@ async function loadPauses() {
     const latest = new Map();
     for (const row of r.data) if (!latest.has(row.annotator)) latest.set(row.annotator, row);
     const paused = [...latest.values()].filter((row) => row.action === "pause");
-    if (!paused.length) {
-      emptyRow(table, "No annotator is paused.", 4);
-      return;
-    }
+    document.getElementById("none-paused").hidden = paused.length > 0;
+    table.hidden = paused.length === 0;
+    if (!paused.length) return;
     table.tBodies[0].replaceChildren(...paused.map((p) => el("tr", { "data-username": p.annotator },
       cell("Annotator", p.annotator),
       cell("Paused", formatTime(p.created_at)),
