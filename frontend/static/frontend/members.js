@@ -167,7 +167,11 @@ function rowErrors(err) {
   const rows = err instanceof ApiError && err.details && err.details.rows;
   if (!Array.isArray(rows)) return explain(err);
   const bad = rows.filter((r) => r.status === "error");
-  return "Nothing was changed. " + bad.map((r) => `${r.username || "(empty)"}: ${r.error}`).join("; ");
+  // The API names its own switch for new accounts; on this page that is the form above.
+  const text = (e) => String(e).replace(/\s*\(set create_missing to create one\)/, "");
+  const missing = bad.some((r) => /create_missing/.test(r.error || ""));
+  return "Nothing was changed. " + bad.map((r) => `${r.username || "(empty)"}: ${text(r.error)}`).join("; ") +
+    (missing ? ". New people get an account under Create annotator accounts." : "");
 }
 
 async function createAccounts(event) {
