@@ -270,3 +270,42 @@ def test_an_admin_runs_a_campaign_from_the_browser(
     )
     assert visible_videos(annotator_phone) == []
     shot(annotator_phone, screenshots, "workspace-paused-phone")
+
+
+def test_a_paused_annotator_is_told_why_and_a_reviewer_reinstates_them(
+    browser, server, media_files, screenshots, campaign, alice, rita
+):
+    from django.db import transaction
+
+    from annotations.quality import annotator_pause_locked
+
+    for i in range(3):
+        TaskFactory(campaign=campaign, clip=real_clip(media_files, i))
+    with transaction.atomic():
+        member = Membership.objects.select_for_update().get(campaign=campaign, user=alice)
+        annotator_pause_locked(member=member, reason="3 of 10 gold answers right in batch 1.")
+
+    annotator = new_page(browser, PHONE)
+    log_in(annotator, server, "alice")
+    annotator.goto(f"{server.url}/campaigns/{campaign.pk}/annotate/")
+    annotator.wait_for_function(
+        "document.getElementById('app').dataset.blocked === 'annotator_paused'"
+    )
+    assert "3 of 10 gold answers" in annotator.text_content("#state")
+    assert visible_videos(annotator) == [] and annotator.is_hidden("#message")
+    shot(annotator, screenshots, "workspace-annotator-paused-phone")
+
+    reviewer = new_page(browser, LAPTOP)
+    log_in(reviewer, server, "rita")
+    reviewer.goto(f"{server.url}/campaigns/{campaign.pk}/members/")
+    reviewer.wait_for_selector("#paused tr[data-username=alice]")
+    assert "3 of 10 gold answers" in reviewer.text_content("#paused")
+    assert reviewer.locator("#create").count() == 0  # account creation is for admins
+    shot(reviewer, screenshots, "admin-members-paused")
+    reviewer.click("[aria-label='Reinstate alice']")
+    reviewer.wait_for_selector("#none-paused:not([hidden])")
+    wait_for(lambda: Membership.objects.get(campaign=campaign, user=alice).paused_at is None)
+
+    annotator.reload()
+    shown_assignment(annotator)
+    assert annotator.get_attribute("#app", "data-blocked") == ""
