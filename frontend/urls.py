@@ -12,4 +12,18 @@ urlpatterns = [
     path("campaigns/<lsf_id:campaign_id>/annotate/", views.annotate, name="annotate"),
     path("campaigns/<lsf_id:campaign_id>/review/", views.review, name="review"),
     path("campaigns/<lsf_id:campaign_id>/dashboard/", views.dashboard, name="dashboard"),
+    path(
+        "campaigns/<lsf_id:campaign_id>/settings/",
+        views.campaign_settings,
+        name="campaign-settings",
+    ),
+    path("campaigns/<lsf_id:campaign_id>/members/", views.members, name="members"),
+    path("campaigns/<lsf_id:campaign_id>/tasks/", views.tasks, name="tasks"),
+    path(
+        "campaigns/<lsf_id:campaign_id>/tasks/<lsf_id:task_id>/",
+        views.task_history,
+        name="task-history",
+    ),
+    path("campaigns/<lsf_id:campaign_id>/audit/", views.audit, name="audit"),
+    path("campaigns/<lsf_id:campaign_id>/gold/", views.gold_page, name="gold"),
 ]

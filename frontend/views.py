@@ -11,7 +11,10 @@ from django.shortcuts import render
 
 from annotations import selectors
 from annotations.access import access_campaign
+from annotations.agreement import STATUS_KEYS
+from annotations.campaigns import user_may_create_campaigns
 from annotations.models import Role
+from clips.models import Scenario, Scene
 from labelstudio_ferv.errors import NotFound, PermissionDenied
 from labelstudio_ferv.expressions import Answer
 
@@ -32,10 +35,13 @@ def answer_keys() -> list[dict[str, str]]:
 def home(request: HttpRequest) -> HttpResponse:
     """Show the campaigns the user is a member of, with the user's role in each."""
     campaigns = selectors.campaigns_for_user(user=request.user)
-    return render(request, "frontend/home.html", {"campaigns": campaigns})
+    context = {"campaigns": campaigns, "may_create": user_may_create_campaigns(request.user)}
+    return render(request, "frontend/home.html", context)
 
 
-def _page(request: HttpRequest, campaign_id: int, template: str, min_role: str) -> HttpResponse:
+def _page(
+    request: HttpRequest, campaign_id: int, template: str, min_role: str, **extra
+) -> HttpResponse:
     try:
         campaign, membership = access_campaign(
             user=request.user, campaign_id=campaign_id, min_role=min_role
@@ -44,7 +50,7 @@ def _page(request: HttpRequest, campaign_id: int, template: str, min_role: str) 
         raise Http404("Campaign not found.")
     except PermissionDenied as exc:
         return render(request, "frontend/403.html", {"message": exc.message}, status=403)
-    context = {"campaign": campaign, "role": membership.role, "answers": answer_keys()}
+    context = {"campaign": campaign, "role": membership.role, "answers": answer_keys(), **extra}
     return render(request, template, context)
 
 
@@ -64,3 +70,48 @@ def review(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The campaign dashboard (reviewers and admins)."""
     return _page(request, campaign_id, "frontend/dashboard.html", Role.REVIEWER)
+
+
+@login_required
+def campaign_settings(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """A campaign's rules and state: edit, pause, resume, close (admins)."""
+    return _page(request, campaign_id, "frontend/campaign_settings.html", Role.ADMIN)
+
+
+@login_required
+def members(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign's people and paused annotators (reviewers; admins change them)."""
+    return _page(request, campaign_id, "frontend/members.html", Role.REVIEWER)
+
+
+@login_required
+def tasks(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign's clips, filtered, a page at a time (reviewers and admins).
+
+    The filters' choices (statuses, the fixed scenes and scenarios) are page chrome; the rows
+    come from the API.
+    """
+    return _page(
+        request, campaign_id, "frontend/tasks.html", Role.REVIEWER,
+        statuses=STATUS_KEYS,
+        scenes=Scene.objects.order_by("position").values_list("name", flat=True),
+        scenarios=Scenario.objects.order_by("position").values_list("name", flat=True),
+    )  # fmt: skip
+
+
+@login_required
+def task_history(request: HttpRequest, campaign_id: int, task_id: int) -> HttpResponse:
+    """One clip's votes and review decisions (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/task_history.html", Role.REVIEWER, task_id=task_id)
+
+
+@login_required
+def audit(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign's audit log, newest first (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/audit.html", Role.REVIEWER)
+
+
+@login_required
+def gold_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Gold labels in bulk: import a CSV, export one (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/gold.html", Role.REVIEWER)

@@ -17,6 +17,11 @@ const CAMPAIGN = app.dataset.campaign;
 const USER = app.dataset.user;
 const QUEUE_KEY = `lsf-pending-${CAMPAIGN}-${USER}`;
 const SPEEDS = [1, 0.5, 0.25];
+// The API's refusals to hand out clips (next/ and answer-and-next/): the campaign is paused or
+// closed (409), or this annotator is paused (403). Their message is what the page says, in place
+// of the player; an answer that got one of them back was stored all the same.
+const BLOCKED = new Set(["campaign_paused", "campaign_closed", "annotator_paused"]);
+const BLOCKED_RETRY_MS = 30000;
 
 const stateEl = document.getElementById("state");
 const pendingEl = document.getElementById("pending");
@@ -48,6 +53,8 @@ let speed = 0;
 let answered = null; // in this campaign, from the API, then counted here
 let answeredToday = null;
 let clipTotal = null;
+let blocked = null; // {code, message}: the server hands out no clip to this annotator now
+let blockedTimer = null;
 
 function loadQueue() {
   try {
@@ -175,16 +182,40 @@ function render() {
   }
   document.getElementById("answers").classList.toggle("idle", !shown);
   stateEl.classList.toggle("alone", !shown);
+  stateEl.classList.toggle("blocked", !shown && blocked !== null);
+  app.dataset.blocked = blocked ? blocked.code : "";
   if (shown) {
     setState(null);
     show(shown.clip);
   } else {
     show(null);
-    if (finished && queue.length === 0) setState("No clip is left for you in this campaign. Thank you!");
+    if (blocked) setState(blocked.message);
+    else if (finished && queue.length === 0) setState("No clip is left for you in this campaign. Thank you!");
     else if (queue.length) setState("Waiting for the server — your answers are kept and will be saved.");
     else setState("Loading the next clip…");
   }
   preload();
+}
+
+// The server refuses clips for now: drop every clip held (their leases lapse on the server),
+// clear both players and say why, in place of the player. A pause may be lifted: ask again now
+// and then; a closed campaign stays closed.
+function block(err) {
+  blocked = { code: err.code, message: err.message };
+  current = null;
+  correcting = null;
+  upcoming = [];
+  if (spare.dataset.clip) {
+    spare.pause();
+    spare.removeAttribute("src");
+    spare.removeAttribute("poster");
+    delete spare.dataset.clip;
+    spare.load();
+  }
+  showMessage(null);
+  render();
+  clearTimeout(blockedTimer);
+  if (err.code !== "campaign_closed") blockedTimer = setTimeout(fetchNext, BLOCKED_RETRY_MS);
 }
 
 // Take in what the server holds for this annotator (an offer and the one ahead of it); clips
@@ -200,6 +231,7 @@ function reconcile(offer) {
     else upcoming.push(held);
   }
   finished = offer === null && !current && upcoming.length === 0;
+  blocked = null;
   render();
   renderProgress();
 }
@@ -223,6 +255,7 @@ async function flush() {
   flushing = true;
   clearTimeout(retryTimer);
   let next; // the last answer-and-next's offer (undefined: none came back)
+  let refused = null; // a BLOCKED error that came back with a stored answer
   try {
     while (queue.length) {
       const item = queue[0];
@@ -232,6 +265,14 @@ async function flush() {
         r = await send(item);
       } catch (err) {
         inFlight = null;
+        if (!item.skip && BLOCKED.has(err.code)) {
+          // Stored, but no next clip is handed out.
+          if (queue[0] === item) queue.shift();
+          saveQueue();
+          countStored();
+          refused = err;
+          continue;
+        }
         if (err.retryable) {
           if (!current && !correcting) setState("Reconnecting to the server — your answers are kept.");
           retryLater(flush);
@@ -258,7 +299,8 @@ async function flush() {
     inFlight = null;
     flushing = false;
   }
-  if (next !== undefined) reconcile(next);
+  if (refused) block(refused);
+  else if (next !== undefined) reconcile(next);
   else await fetchNext();
 }
 
@@ -269,7 +311,9 @@ async function fetchNext() {
     backoff = 500;
     reconcile(r.status === 204 ? null : r.data);
   } catch (err) {
-    if (err.retryable) {
+    if (BLOCKED.has(err.code)) {
+      block(err);
+    } else if (err.retryable) {
       if (!current) setState("Reconnecting to the server…");
       retryLater(fetchNext);
     } else {
@@ -316,7 +360,7 @@ function skip() {
 
 async function undo() {
   showMessage(null);
-  if (correcting) return;
+  if (correcting || blocked) return;
   const last = queue[queue.length - 1];
   if (last && last !== inFlight) {
     // Not sent yet: take it back from the queue; its clip is on screen again, still held.
