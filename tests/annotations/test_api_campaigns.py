@@ -31,7 +31,7 @@ def test_a_permitted_user_creates_a_campaign_and_becomes_its_admin(api, carla):
     assert response.status_code == 201, response.json()
     body = response.json()
     campaign = Campaign.objects.get(pk=body["id"])
-    assert (body["state"], body["votes_per_clip"], body["max_votes"]) == ("active", 3, 3)
+    assert (body["state"], body["votes_per_clip"], body["max_votes"]) == ("active", 3, 5)
     assert campaign.gold_share == 0.1 and campaign.created_by == carla
     assert Membership.objects.get(campaign=campaign, user=carla).role == "admin"
     listed = api(carla).get("/api/v1/campaigns/").json()
@@ -53,8 +53,16 @@ def test_a_user_without_the_permission_cannot_create_one(api, alice, stranger):
     ("body", "field", "words"),
     [
         ({"votes_per_clip": 3, "max_votes": 2}, "max_votes", "at least votes_per_clip"),
-        ({"votes_per_clip": 3, "max_votes": 5}, "max_votes", "split 1-1-1"),
-        ({"votes_per_clip": 3, "max_votes": 4}, "max_votes", "2-1-1 (50%)"),
+        (
+            {"votes_per_clip": 3, "max_votes": 5, "aggregation": "majority"},
+            "max_votes",
+            "split 1-1-1",
+        ),
+        (
+            {"votes_per_clip": 3, "max_votes": 4, "aggregation": "majority"},
+            "max_votes",
+            "2-1-1 (50%)",
+        ),
         ({"min_agreement": 1.5}, "min_agreement", ""),
         ({"min_agreement": "high"}, "min_agreement", ""),
         ({"aggregation": "vibes"}, "aggregation", ""),
@@ -190,6 +198,7 @@ def test_a_campaign_made_in_the_django_admin_has_its_creator_as_admin(client, ro
         "name": "From the admin", "description": "", "votes_per_clip": 3, "max_votes": 3,
         "min_agreement": 0.67, "gold_share": 0.05, "lease_seconds": 600, "batch_size": 100,
         "aggregation": "majority", "ds_threshold": 0.9, "state": "active",
+        "gold_max_answers": 20, "quality_confidence": 0.97, "target_precision": 0.97,
         "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0,
     }  # fmt: skip
     response = client.post("/admin/annotations/campaign/add/", form)

@@ -16,8 +16,14 @@ def check(v: int, m: int, a: float):
 
 
 def test_the_model_defaults_are_settleable():
+    # The default is the confidence rule, which a 4th and 5th vote can settle; the plain
+    # vote-share rule at the default share settles only when it stops at the first votes.
     fields = {f.name: f.default for f in Campaign._meta.concrete_fields}
-    assert check(fields["votes_per_clip"], fields["max_votes"], fields["min_agreement"]) is None
+    assert fields["aggregation"] == Campaign.Aggregation.CONFIDENCE
+    assert (
+        check(fields["votes_per_clip"], fields["votes_per_clip"], fields["min_agreement"]) is None
+    )
+    assert check(fields["votes_per_clip"], fields["max_votes"], fields["min_agreement"]) is not None
 
 
 def test_three_votes_up_to_five_at_two_thirds_is_refused_with_the_1_1_1_split():
