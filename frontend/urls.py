@@ -10,4 +10,6 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/annotate/", views.annotate, name="annotate"),
     path("campaigns/<int:campaign_id>/review/", views.review, name="review"),
     path("campaigns/<int:campaign_id>/dashboard/", views.dashboard, name="dashboard"),
+    path("campaigns/<int:campaign_id>/intake/", views.intake, name="intake"),
+    path("campaigns/<int:campaign_id>/guidelines/", views.guidelines, name="guidelines"),
 ]

@@ -64,3 +64,15 @@ def review(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The campaign dashboard (reviewers and admins)."""
     return _page(request, campaign_id, "frontend/dashboard.html", Role.REVIEWER)
+
+
+@login_required
+def intake(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Uploading clips and source videos into the campaign, and following them (admins)."""
+    return _page(request, campaign_id, "frontend/intake.html", Role.ADMIN)
+
+
+@login_required
+def guidelines(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Editing the campaign's guidelines and example clips (admins)."""
+    return _page(request, campaign_id, "frontend/guidelines.html", Role.ADMIN)
