@@ -188,7 +188,9 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-const W = 720, H = 180, PAD = { l: 40, r: 10, t: 10, b: 22 };
+// The drawing is as wide as its box in CSS pixels, so its labels stay readable on a phone.
+let W = 720;
+const H = 180, PAD = { l: 40, r: 10, t: 10, b: 22 };
 const dayLabel = (d) => d.toLocaleDateString(undefined, { weekday: "short", day: "numeric" });
 
 // A chart frame: y grid lines with labels up to ``max``, x labels at ``ticks`` ([x, text]).
@@ -199,13 +201,20 @@ function frame(label, max, ticks) {
     chart.append(svg("line", { class: v ? "grid-line" : "axis", x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v) }));
     chart.append(svg("text", { x: PAD.l - 4, y: y(v) + 4, "text-anchor": "end" }, document.createTextNode(String(Math.round(v)))));
   }
-  for (const [x, text] of ticks) {
-    chart.append(svg("text", { x, y: H - 6, "text-anchor": "middle" }, document.createTextNode(text)));
-  }
+  ticks.forEach(([x, text], i) => {
+    // The outer labels stay inside the chart.
+    const anchor = ticks.length > 2 ? "middle" : i === 0 ? "start" : "end";
+    chart.append(svg("text", { x, y: H - 6, "text-anchor": anchor }, document.createTextNode(text)));
+  });
   return { chart, y };
 }
 
+function fitWidth(id) {
+  W = Math.max(280, Math.round(document.getElementById(id).clientWidth || 720));
+}
+
 function drawAnswers(data) {
+  fitWidth("chart-answers");
   const since = new Date(data.since).getTime();
   const hours = 7 * 24 + 1;
   const counts = new Array(hours).fill(0);
@@ -213,10 +222,11 @@ function drawAnswers(data) {
     const i = Math.round((new Date(h.hour).getTime() - since) / 3600000);
     if (i >= 0 && i < hours) counts[i] += h.answers;
   }
-  const max = Math.max(1, ...counts);
+  const max = 2 * Math.ceil(Math.max(1, ...counts) / 2); // even: whole numbers on the grid
   const step = (W - PAD.l - PAD.r) / hours;
   const ticks = [];
-  for (let i = 0; i < hours; i += 24) ticks.push([PAD.l + (i + 12) * step, dayLabel(new Date(since + i * 3600000))]);
+  const every = W < 500 ? 48 : 24; // a label every other day on a phone
+  for (let i = 0; i < hours; i += every) ticks.push([PAD.l + (i + 12) * step, dayLabel(new Date(since + i * 3600000))]);
   const { chart, y } = frame(`Answers per hour over the last 7 days, at most ${max} in an hour`, max, ticks);
   counts.forEach((n, i) => {
     if (!n) return;
@@ -231,13 +241,14 @@ function drawAnswers(data) {
 function drawTrusted(data) {
   const points = data.trusted.map((p) => [new Date(p.day).getTime(), p.trusted]);
   const box = document.getElementById("chart-trusted");
+  fitWidth("chart-trusted");
   if (!points.length) {
     box.replaceChildren(el("p", { class: "muted", text: "No trusted clip yet." }));
     return;
   }
   const first = points[0][0], last = Math.max(points[points.length - 1][0], first + 86400000);
   const x = (t) => PAD.l + ((t - first) / (last - first)) * (W - PAD.l - PAD.r);
-  const max = Math.max(1, points[points.length - 1][1]);
+  const max = 2 * Math.ceil(Math.max(1, points[points.length - 1][1]) / 2);
   const ticks = [[x(first), dayLabel(new Date(first))], [x(last), dayLabel(new Date(last))]];
   const { chart, y } = frame(`Trusted clips over time, ${max} now`, max, ticks);
   chart.append(svg("polyline", { class: "line", points: points.map(([t, v]) => `${x(t)},${y(v)}`).join(" ") }));

@@ -1,7 +1,7 @@
 // Editing a campaign's guidelines: PATCH campaigns/{id}/ with `guidelines` and
 // `guideline_examples`; the preview is the server's own rendering (GET campaigns/{id}/guidelines/),
 // so it is exactly what annotators will see.
-import { ANSWERS, api, el, explain, showMessage } from "./api.js";
+import { ANSWERS, ApiError, api, el, explain, showMessage } from "./api.js";
 
 const app = document.getElementById("app");
 const CAMPAIGN = app.dataset.campaign;
@@ -56,7 +56,8 @@ document.getElementById("form").addEventListener("submit", async (event) => {
     await loadPreview();
     saved.textContent = "Saved.";
   } catch (err) {
-    showMessage(explain(err));
+    // The API's message names the field already.
+    showMessage(err instanceof ApiError && err.status === 400 ? err.message : explain(err));
   }
 });
 
