@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
 .PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
-        bench-trust bench-export bench-candidates bench-tasks clean
+        bench-trust bench-export bench-candidates bench-tasks bench-history clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-candidates: install
 
 bench-tasks: install
 	scripts/bench.sh bench/tasks_list.py $(BENCH_ARGS)
+
+## Progress over time (dashboard chart API) on 86,000 clips x 5 votes.
+bench-history: install
+	scripts/bench.sh bench/progress_history.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -23,6 +23,9 @@ class MembershipInline(admin.TabularInline):
 class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "state", "votes_per_clip", "max_votes", "gold_share", "aggregation"]
     inlines = [MembershipInline]
+    # Checked and applied by the services (clips of the campaign; priorities copied into its
+    # tasks): edited over the API or the intake and guidelines pages, not here.
+    readonly_fields = ["guideline_examples", "scene_priority"]
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

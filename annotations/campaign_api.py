@@ -27,10 +27,11 @@ from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS, answer_from_key
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
 
-from . import campaigns, gold, rules, selectors, services
+from . import campaigns, gold, priorities, rules, selectors, services
 from .access import access_campaign
 from .agreement import STATUS_KEYS
 from .api import CampaignListView
+from .guidelines import MAX_EXAMPLES_PER_CLASS, MAX_GUIDELINES_CHARS
 from .models import Campaign, Role
 from .review_api import ClassKeyField
 
@@ -56,6 +57,30 @@ class CampaignInput(serializers.Serializer):
     batch_size = serializers.IntegerField(min_value=1, max_value=10000)
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField(min_value=0.01, max_value=1)
+    guidelines = serializers.CharField(
+        max_length=MAX_GUIDELINES_CHARS, allow_blank=True, trim_whitespace=False,
+        help_text="Markdown shown to annotators on their first visit and behind the help key "
+        "(raw HTML is not rendered; the result is sanitised).",
+    )  # fmt: skip
+    guideline_examples = serializers.DictField(
+        child=serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            max_length=MAX_EXAMPLES_PER_CLASS,
+        ),
+        help_text="Example clips per class: {class key: [clip ids of this campaign]}.",
+    )
+    daily_quota = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, allow_null=True,
+        help_text="Answers per annotator per day (server time zone) unless the membership sets "
+        "its own; null: no limit. Once reached, next/ answers 409 `quota_reached`.",
+    )  # fmt: skip
+    scene_priority = serializers.DictField(
+        child=serializers.IntegerField(
+            min_value=priorities.PRIORITY_RANGE[0], max_value=priorities.PRIORITY_RANGE[1]
+        ),
+        help_text="Claim priority per scene (id, folder or name): clips of higher-priority "
+        "scenes are handed out first; 0 is the default. Stored by scene id.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,6 +113,14 @@ class CampaignDetailOutput(serializers.Serializer):
     batch_size = serializers.IntegerField()
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField()
+    guidelines = serializers.CharField(help_text="Markdown source.")
+    guideline_examples = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField())
+    )
+    daily_quota = serializers.IntegerField(allow_null=True)
+    scene_priority = serializers.DictField(
+        child=serializers.IntegerField(), help_text="{scene id: priority}."
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -249,6 +282,9 @@ class MemberOutput(serializers.Serializer):
     username = serializers.CharField(source="user.username")
     role = serializers.ChoiceField(choices=Role.choices)
     served = serializers.IntegerField(help_text="Clips handed to this member so far.")
+    daily_quota = serializers.IntegerField(
+        allow_null=True, help_text="This member's answers per day; null: the campaign's."
+    )
     created_at = serializers.DateTimeField(help_text="When the member joined.")
 
 
@@ -272,7 +308,16 @@ class MembersAddedOutput(serializers.Serializer):
 
 
 class MemberPatchInput(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    daily_quota = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, allow_null=True, required=False,
+        help_text="Answers per day for this member; null: the campaign's `daily_quota`.",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("Give a role or a daily_quota.")
+        return attrs
 
 
 USERNAME = OpenApiParameter(

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
+from . import priorities
 from .models import Assignment, AuditEntry, Campaign, Membership, Role
 from .services import CAMPAIGN_FIELDS, campaign_check
 from .services import _lease_close as lease_close
@@ -58,6 +59,8 @@ def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser, **changes) -
             campaign=locked, actor=actor, action="campaign_edited",
             before={f: before[f] for f in changed}, after=changed,
         )  # fmt: skip
+        if "scene_priority" in changed:
+            priorities.tasks_reprioritise(campaign=locked)
         if _RULE_FIELDS & set(changed):
             enqueue_on_commit("annotations.recompute_campaign", locked.pk)
     return locked
@@ -265,13 +268,29 @@ def _keep_an_admin(*, campaign: Campaign, membership: Membership) -> None:
         raise Conflict("A campaign keeps at least one admin.", code="last_admin")
 
 
+_KEEP = object()
+
+
 def member_update(
-    *, campaign: Campaign, actor: AbstractBaseUser, username: str, role: str
+    *,
+    campaign: Campaign,
+    actor: AbstractBaseUser,
+    username: str,
+    role: str | None = None,
+    daily_quota: int | None | object = _KEEP,
 ) -> Membership:
-    """Change a member's role (the last admin stays admin)."""
+    """Change a member's role (the last admin stays admin) or daily quota (None: the
+    campaign's)."""
     with transaction.atomic():
         membership = _membership_locked(campaign=campaign, username=username)
-        if membership.role == role:
+        if daily_quota is not _KEEP and daily_quota != membership.daily_quota:
+            AuditEntry.record(
+                campaign=campaign, actor=actor, action="member_quota_changed",
+                username=username, before=membership.daily_quota, after=daily_quota,
+            )  # fmt: skip
+            membership.daily_quota = daily_quota
+            membership.save(update_fields=["daily_quota"])
+        if role is None or membership.role == role:
             return membership
         if role != Role.ADMIN:
             _keep_an_admin(campaign=campaign, membership=membership)

@@ -69,6 +69,16 @@ class Campaign(models.Model):
     )
     # Paused or closed, the campaign hands out no clip; answers to leases held still count.
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    # What annotators read before their first clip and behind the help key: Markdown, shown
+    # rendered and sanitised (guidelines.py); examples are clip ids per class key.
+    guidelines = models.TextField(blank=True)
+    guideline_examples = models.JSONField(default=dict, blank=True)
+    # Answers an annotator may give per day (server time zone) unless their membership says
+    # otherwise; null: no limit. ``next/`` then answers 409 ``quota_reached``.
+    daily_quota = models.PositiveIntegerField(null=True, blank=True)
+    # Claim priority per scene id (as a string key): higher first. Copied into Task.priority,
+    # which the claim sorts on first (see ASSIGNMENT.md, "Scene priority").
+    scene_priority = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -136,6 +146,8 @@ class Membership(models.Model):
     # Every pause and reinstatement is recorded in ``AnnotatorPause``.
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
+    # This member's answers per day; null: the campaign's ``daily_quota``.
+    daily_quota = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -145,6 +157,10 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role} in {self.campaign}"
+
+    def quota(self, campaign: "Campaign") -> int | None:
+        """Return the answers per day this member may give in ``campaign`` (None: no limit)."""
+        return self.daily_quota if self.daily_quota is not None else campaign.daily_quota
 
     def gold_due(self, *, share: float, draw: float) -> bool:
         """Return whether this member's next clip should be gold, given a uniform ``draw``.
@@ -220,6 +236,9 @@ class Task(models.Model):
     # for every run of a campaign, and the k-th clip cut from a source video comes after the
     # (k-1)-th clip of every source (see ASSIGNMENT.md, "Order"). Set when the clip is added.
     draw = models.PositiveBigIntegerField(default=0)
+    # The scene's priority in the campaign (Campaign.scene_priority): the claim serves higher
+    # first, before the vote count and the draw.
+    priority = models.SmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -254,11 +273,12 @@ class Task(models.Model):
             # With id: the task list filtered by status walks it in id order (cursor pages).
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
             models.Index(fields=["campaign", "label", "id"], name="task_campaign_label"),
-            # The claim's queue: exactly the tasks with a free slot, fullest first. A task
-            # leaves it in the transaction that fills its last slot, so the claim never walks
-            # over finished tasks waiting for their consensus.
+            # The claim's queue: exactly the tasks with a free slot, higher scene priority, then
+            # fullest first. A task leaves it in the transaction that fills its last slot, so
+            # the claim never walks over finished tasks waiting for their consensus.
             models.Index(
                 "campaign",
+                models.F("priority").desc(),
                 models.F("vote_count").desc(),
                 "draw",
                 "id",
@@ -368,6 +388,8 @@ class Vote(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "annotator", "created_at"], name="vote_annotator"),
+            # Progress over time: answers per hour of a campaign (statistics.progress_history).
+            models.Index(fields=["campaign", "created_at"], name="vote_campaign_time"),
             # The votes not yet cut into a gold batch, per annotator (see batches.py).
             models.Index(
                 fields=["campaign", "annotator"],

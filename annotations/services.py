@@ -30,7 +30,7 @@ from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import Answer
 
-from . import rules, selectors
+from . import guidelines, priorities, rules, selectors
 from .consensus import consensus_enqueue
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
@@ -48,7 +48,8 @@ from .statements import (
 # Fields of a campaign that an admin may set (create and edit): its name, text and rules.
 CAMPAIGN_FIELDS = (
     "name", "description", "votes_per_clip", "max_votes", "min_agreement", "gold_share",
-    "lease_seconds", "batch_size", "aggregation", "ds_threshold",
+    "lease_seconds", "batch_size", "aggregation", "ds_threshold", "guidelines",
+    "guideline_examples", "daily_quota", "scene_priority",
 )  # fmt: skip
 
 
@@ -90,6 +91,16 @@ def campaign_check(*, campaign: Campaign, trust_rule: bool = True) -> None:
         raise _invalid("lease_seconds", "A lease lasts at least 10 seconds.")
     if campaign.batch_size < 1:
         raise _invalid("batch_size", "A batch holds at least 1 answer.")
+    if campaign.daily_quota is not None and campaign.daily_quota < 1:
+        raise _invalid("daily_quota", "A daily quota is at least 1 answer (null: no limit).")
+    if len(campaign.guidelines) > guidelines.MAX_GUIDELINES_CHARS:
+        raise _invalid(
+            "guidelines", f"At most {guidelines.MAX_GUIDELINES_CHARS} characters of guidelines."
+        )
+    campaign.guideline_examples = guidelines.examples_check(
+        campaign=campaign, examples=campaign.guideline_examples
+    )
+    campaign.scene_priority = priorities.scene_priority_check(campaign.scene_priority)
     if trust_rule and campaign.aggregation == Campaign.Aggregation.MAJORITY:
         stuck = rules.unsettleable_example(
             votes_per_clip=campaign.votes_per_clip,
@@ -167,6 +178,7 @@ def campaign_add_clips(*, campaign: Campaign, clips: Iterable[Clip]) -> int:
         )
     )
     rows = []
+    by_scene = priorities.scene_priorities(campaign_id=campaign.pk) if fresh else {}
     for clip in fresh:
         if clip.source_video_id is None:
             source, round_ = f"clip-{clip.pk}", 0
@@ -174,9 +186,13 @@ def campaign_add_clips(*, campaign: Campaign, clips: Iterable[Clip]) -> int:
             source, round_ = f"video-{clip.source_video_id}", rounds[clip.source_video_id]
             rounds[clip.source_video_id] += 1
         draw = task_draw(campaign_id=campaign.pk, source=source, round_=round_)
+        priority = by_scene.get(clip.scene_id, 0)
         rows.append(
-            Task(campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip, draw=draw)
-        )
+            Task(
+                campaign=campaign, clip=clip, votes_needed=campaign.votes_per_clip, draw=draw,
+                priority=priority,
+            )
+        )  # fmt: skip
     # ignore_conflicts: a concurrent import adding the same clip is not an error.
     Task.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return len(rows)
@@ -337,6 +353,7 @@ def assignment_next(
     # is still accepted).
     if refusal := campaign.refusal():
         raise Conflict(refusal[0], code=refusal[1])
+    priorities.quota_check(campaign=campaign, membership=membership, user=user)
     offer, leases = _assignment_take(
         campaign=campaign, membership=membership, user=user, ahead=False
     )

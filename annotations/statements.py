@@ -213,7 +213,7 @@ def _claim(params: dict, *, gold: bool) -> list[tuple]:
             is_gold=False,
             status=ConsensusStatus.COLLECTING,
             vote_count__lt=F("votes_needed") - F("lease_count"),
-        ).order_by("-vote_count", "draw", "id")
+        ).order_by("-priority", "-vote_count", "draw", "id")
     if "task" in params:
         tasks = tasks.filter(pk=params["task"])
     with transaction.atomic():
@@ -266,7 +266,8 @@ def _no_locked_candidates(params: dict) -> list[tuple]:
 
 # The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
 # PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
-# answered), fullest first, then in the campaign's drawn order (Task.draw).
+# answered), the scene's priority first (Task.priority), then fullest first, then in the
+# campaign's drawn order (Task.draw).
 _OPEN_TASKS = """
     FROM annotations_task AS t
     JOIN clips_clip AS c ON c.id = t.clip_id
@@ -279,7 +280,7 @@ _OPEN_TASKS = """
       AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
                       WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
       {only}
-    ORDER BY t.vote_count DESC, t.draw, t.id
+    ORDER BY t.priority DESC, t.vote_count DESC, t.draw, t.id
 """
 
 # The claim, one statement that locks one task row and nothing else. `pick` takes the first

@@ -4,7 +4,7 @@ from django.urls import path
 
 from labelstudio_ferv.converters import IdConverter  # noqa: F401  (registers lsf_id)
 
-from . import api, campaign_api
+from . import api, campaign_api, guidelines_api
 
 urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="auth-token"),
@@ -20,6 +20,17 @@ urlpatterns = [
         api.ProgressView.as_view(),
         name="campaign-progress",
     ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/progress/history/",
+        guidelines_api.HistoryView.as_view(),
+        name="campaign-progress-history",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/guidelines/",
+        guidelines_api.GuidelinesView.as_view(),
+        name="campaign-guidelines",
+    ),
+    path("scenes/", guidelines_api.ScenesView.as_view(), name="scene-list"),
     path(
         "campaigns/<lsf_id:campaign_id>/tasks/<lsf_id:task_id>/gold/",
         api.GoldView.as_view(),

@@ -115,3 +115,15 @@ def audit(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def gold_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Gold labels in bulk: import a CSV, export one (reviewers and admins)."""
     return _page(request, campaign_id, "frontend/gold.html", Role.REVIEWER)
+
+
+@login_required
+def intake(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Uploading clips and source videos into the campaign, and following them (admins)."""
+    return _page(request, campaign_id, "frontend/intake.html", Role.ADMIN)
+
+
+@login_required
+def guidelines(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Editing the campaign's guidelines and example clips (admins)."""
+    return _page(request, campaign_id, "frontend/guidelines.html", Role.ADMIN)

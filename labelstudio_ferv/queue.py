@@ -38,12 +38,19 @@ _lock = threading.Lock()
 PUBLISH_ERRORS = (BrokerUnavailable, OSError, socket.timeout, TimeoutError)
 
 
+# Held while the tasks modules are imported: in a threaded web worker, a second request that
+# sends a task while the first is still importing them would otherwise find its task missing
+# (NotRegistered: seen with three clip uploads at once from the intake page).
+_import_lock = threading.Lock()
+
+
 def _task(name: str):
     """Return the registered task called ``name`` (importing every app's tasks on first use)."""
     try:
         return app.tasks[name]
     except KeyError:
-        app.loader.import_default_modules()
+        with _import_lock:
+            app.loader.import_default_modules()
         return app.tasks[name]
 
 

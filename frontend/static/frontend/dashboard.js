@@ -178,6 +178,113 @@ for (const b of document.querySelectorAll(".export-buttons button")) {
   });
 }
 
+// ---- progress over time: inline SVG charts -------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// The drawing is as wide as its box in CSS pixels, so its labels stay readable on a phone.
+let W = 720;
+const H = 180, PAD = { l: 40, r: 10, t: 10, b: 22 };
+const dayLabel = (d) => d.toLocaleDateString(undefined, { weekday: "short", day: "numeric" });
+
+// A chart frame: y grid lines with labels up to ``max``, x labels at ``ticks`` ([x, text]).
+function frame(label, max, ticks) {
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label });
+  const y = (v) => H - PAD.b - (v / (max || 1)) * (H - PAD.t - PAD.b);
+  for (const v of [0, max / 2, max]) {
+    chart.append(svg("line", { class: v ? "grid-line" : "axis", x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v) }));
+    chart.append(svg("text", { x: PAD.l - 4, y: y(v) + 4, "text-anchor": "end" }, document.createTextNode(String(Math.round(v)))));
+  }
+  ticks.forEach(([x, text], i) => {
+    // The outer labels stay inside the chart.
+    const anchor = ticks.length > 2 ? "middle" : i === 0 ? "start" : "end";
+    chart.append(svg("text", { x, y: H - 6, "text-anchor": anchor }, document.createTextNode(text)));
+  });
+  return { chart, y };
+}
+
+function fitWidth(id) {
+  W = Math.max(280, Math.round(document.getElementById(id).clientWidth || 720));
+}
+
+function drawAnswers(data) {
+  fitWidth("chart-answers");
+  const since = new Date(data.since).getTime();
+  const hours = 7 * 24 + 1;
+  const counts = new Array(hours).fill(0);
+  for (const h of data.hours) {
+    const i = Math.round((new Date(h.hour).getTime() - since) / 3600000);
+    if (i >= 0 && i < hours) counts[i] += h.answers;
+  }
+  const max = 2 * Math.ceil(Math.max(1, ...counts) / 2); // even: whole numbers on the grid
+  const step = (W - PAD.l - PAD.r) / hours;
+  const ticks = [];
+  const every = W < 500 ? 48 : 24; // a label every other day on a phone
+  for (let i = 0; i < hours; i += every) ticks.push([PAD.l + (i + 12) * step, dayLabel(new Date(since + i * 3600000))]);
+  const { chart, y } = frame(`Answers per hour over the last 7 days, at most ${max} in an hour`, max, ticks);
+  counts.forEach((n, i) => {
+    if (!n) return;
+    const when = new Date(since + i * 3600000);
+    chart.append(svg("rect", {
+      class: "col", x: PAD.l + i * step, y: y(n), width: Math.max(1, step - 0.5), height: H - PAD.b - y(n),
+    }, svg("title", {}, document.createTextNode(`${when.toLocaleString()}: ${n} answers`))));
+  });
+  document.getElementById("chart-answers").replaceChildren(chart);
+}
+
+function drawTrusted(data) {
+  const points = data.trusted.map((p) => [new Date(p.day).getTime(), p.trusted]);
+  const box = document.getElementById("chart-trusted");
+  fitWidth("chart-trusted");
+  if (!points.length) {
+    box.replaceChildren(el("p", { class: "muted", text: "No trusted clip yet." }));
+    return;
+  }
+  const first = points[0][0], last = Math.max(points[points.length - 1][0], first + 86400000);
+  const x = (t) => PAD.l + ((t - first) / (last - first)) * (W - PAD.l - PAD.r);
+  const max = 2 * Math.ceil(Math.max(1, points[points.length - 1][1]) / 2);
+  const ticks = [[x(first), dayLabel(new Date(first))], [x(last), dayLabel(new Date(last))]];
+  const { chart, y } = frame(`Trusted clips over time, ${max} now`, max, ticks);
+  chart.append(svg("polyline", { class: "line", points: points.map(([t, v]) => `${x(t)},${y(v)}`).join(" ") }));
+  for (const [t, v] of points) {
+    chart.append(svg("circle", { class: "dot", cx: x(t), cy: y(v), r: 3 },
+      svg("title", {}, document.createTextNode(`${new Date(t).toLocaleDateString()}: ${v} trusted`))));
+  }
+  box.replaceChildren(chart);
+}
+
+async function loadHistory() {
+  const summary = document.getElementById("history-summary");
+  try {
+    const { data } = await api("GET", base + "progress/history/");
+    const finish = data.votes_left === 0
+      ? "Every clip has its votes."
+      : data.finish_at
+        ? `Estimated finish: ${new Date(data.finish_at).toLocaleDateString(undefined, { dateStyle: "medium" })}`
+        : "No estimate yet (no answers in the last 24 hours).";
+    summary.textContent = `${data.trusted_total} trusted · ${data.votes_left} votes still needed · ` +
+      `${num(data.rate_per_hour, 1)} answers/hour over the last 24 hours · ${finish}`;
+    drawAnswers(data);
+    drawTrusted(data);
+    const hms = (s) => `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
+    document.getElementById("throughput").replaceChildren(
+      el("thead", {}, el("tr", {}, ...["Annotator", "Answers", "Active time", "Answers / active hour"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...data.annotators.map((r) => el("tr", {},
+        el("td", { text: r.username }), el("td", { text: String(r.answers) }), el("td", { text: hms(r.active_s) }),
+        el("td", { text: r.per_hour === null ? "—" : num(r.per_hour, 0) })))),
+    );
+  } catch (err) {
+    summary.textContent = explain(err);
+  }
+}
+
+loadHistory();
 loadProgress();
 loadIngestion();
 loadStats();

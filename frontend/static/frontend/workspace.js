@@ -395,7 +395,49 @@ async function undo() {
 
 function toggleHelp(open) {
   helpEl.hidden = open === undefined ? !helpEl.hidden : !open;
+  for (const v of helpEl.querySelectorAll("video")) {
+    if (helpEl.hidden) v.pause();
+    else v.play().catch(() => {});
+  }
 }
+
+// The campaign's guidelines (rendered and sanitised by the server) sit at the top of the help
+// overlay. They open by themselves on the annotator's first visit, and again whenever the
+// admins change them: the version last seen is kept in this browser's localStorage.
+const GUIDELINES_KEY = `lsf-guidelines-${CAMPAIGN}-${USER}`;
+
+async function loadGuidelines() {
+  let data;
+  try {
+    ({ data } = await api("GET", `campaigns/${CAMPAIGN}/guidelines/`));
+  } catch (err) {
+    return; // the workspace works without them
+  }
+  if (!data.html && !data.examples.length) return;
+  document.getElementById("guidelines-body").innerHTML = data.html;
+  document.getElementById("guideline-examples").replaceChildren(
+    ...data.examples.map((ex) =>
+      el("figure", { class: "example" },
+        el("figcaption", { text: ex.name }),
+        ...ex.clips.map((c) => el("video", {
+          src: c.video_url, poster: c.poster_url || null, muted: true, loop: true,
+          playsinline: true, preload: "metadata", "aria-label": `Example of ${ex.name}`,
+          "data-example": String(c.id),
+        })),
+      )),
+  );
+  for (const v of document.querySelectorAll("#guideline-examples video")) v.muted = true;
+  document.getElementById("guidelines").hidden = false;
+  let seen = null;
+  try {
+    seen = localStorage.getItem(GUIDELINES_KEY);
+    localStorage.setItem(GUIDELINES_KEY, data.version);
+  } catch (err) {
+    // Private mode without storage: shown on every visit instead.
+  }
+  if (seen !== data.version) toggleHelp(true);
+}
+document.getElementById("guidelines-close").addEventListener("click", () => toggleHelp(false));
 
 function step(frames) {
   const shown = correcting || current;
@@ -494,6 +536,7 @@ async function loadProgress() {
 renderPending();
 renderProgress();
 loadProgress();
+loadGuidelines();
 render();
 if (queue.length) flush();
 else fetchNext();
