@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import OperationalError, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.db.models.functions import Now
 from django.utils.module_loading import import_string
 
 from labelstudio_ferv import leases
@@ -368,7 +368,7 @@ def _claim(video_id: int, stage: str) -> _Claim | None:
 
 def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
     following = _next_stage(claim.stage)
-    now = timezone.now()
+    now = Now()
     with transaction.atomic():
         moved = SourceVideo.objects.filter(claim.guard()).update(
             stage=following,
@@ -392,7 +392,7 @@ def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
 def _release(claim: _Claim) -> None:
     """Put a stage back to pending, for the task to retry it."""
     SourceVideo.objects.filter(claim.guard()).update(
-        status=MediaStatus.PENDING, heartbeat_at=None, updated_at=timezone.now()
+        status=MediaStatus.PENDING, heartbeat_at=None, updated_at=Now()
     )
 
 
@@ -404,7 +404,7 @@ def _mark_failed(claim: _Claim, reason: str) -> None:
         error=reason[:2000],
         progress=claim.progress,
         heartbeat_at=None,
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
 
 
@@ -416,7 +416,7 @@ def source_video_mark_failed(*, video_id: int, stage: str, reason: str) -> None:
         failed_stage=stage,
         error=reason[:2000],
         heartbeat_at=None,
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
 
 
@@ -675,7 +675,7 @@ def source_video_retry(
             params=merged,
             progress=progress,
             heartbeat_at=None,
-            updated_at=timezone.now(),
+            updated_at=Now(),
             **cleared,
         )
         if not updated:
@@ -697,19 +697,24 @@ def source_videos_retry_failed(*, videos) -> int:
     return count
 
 
-def source_videos_requeue_stale(*, older_than_s: int = 900, limit: int = 1000) -> int:
+def source_videos_requeue_stale(
+    *, older_than_s: int = 900, lease_s: float = LEASE_S, limit: int = 1000
+) -> int:
     """Send again the stage of videos pending longer than ``older_than_s``, or whose worker
-    stopped beating that long ago: messages lost while the broker was down, dead workers whose
-    task retries ran out. Claims make a duplicate message harmless."""
+    stopped beating for ``lease_s`` (it died; sent once per lease): messages lost while the
+    broker was down, dead workers. Claims make a duplicate message harmless. Times are the
+    database's clock."""
     stale = SourceVideo.objects.filter(
         Q(status=MediaStatus.PENDING)
         & leases.expired(beat_field="updated_at", lease_s=older_than_s)
-        | Q(status=MediaStatus.PROCESSING) & leases.expired(lease_s=older_than_s)
+        | Q(status=MediaStatus.PROCESSING)
+        & leases.expired(lease_s=lease_s)
+        & leases.expired(beat_field="updated_at", lease_s=lease_s)
     )
     with transaction.atomic():
         rows = list(stale.values_list("pk", "stage")[:limit])
         # Touch them, so the next sweep leaves them alone while they wait in the queue.
-        SourceVideo.objects.filter(pk__in=[pk for pk, _ in rows]).update(updated_at=timezone.now())
+        SourceVideo.objects.filter(pk__in=[pk for pk, _ in rows]).update(updated_at=Now())
         for pk, stage in rows:
             _enqueue_stage(pk, stage)
     return len(rows)

@@ -534,7 +534,10 @@ def test_lost_messages_and_dead_workers_are_swept_up(
     assert sent == []
     # Its worker died in the middle of the tracks, and the task's retries ran out.
     SourceVideo.objects.filter(pk=video.pk).update(
-        stage=Stage.TRACKS, status=MediaStatus.PROCESSING, heartbeat_at=long_ago
+        stage=Stage.TRACKS,
+        status=MediaStatus.PROCESSING,
+        heartbeat_at=long_ago,
+        updated_at=long_ago,
     )
     with django_capture_on_commit_callbacks(execute=False) as sent:
         assert requeue_stale_clips() == 1
