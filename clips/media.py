@@ -389,12 +389,13 @@ def _transcode(
             .compile(cmd=ffmpeg_binary())
         )
         proc = run(cmd, timeout_s, tick=limits.tick)
+        # The decoder skips a refused frame and goes on: a clip missing frames is no clip.
+        if limits.max_pixels and "exceeds specified max pixel count" in proc.stderr:
+            raise FramesTooLargeError(
+                "a frame is larger than the limit of "
+                f"{limits.max_pixels / 1e6:.1f} megapixels per frame"
+            )
         if proc.returncode != 0:
-            if limits.max_pixels and "Picture size" in proc.stderr:
-                raise FramesTooLargeError(
-                    "a frame is larger than the limit of "
-                    f"{limits.max_pixels / 1e6:.1f} megapixels per frame"
-                )
             raise CorruptMediaError(
                 f"ffmpeg could not convert the file: {failure_reason(proc.stderr, src)}"
             )

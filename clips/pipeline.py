@@ -19,7 +19,6 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import OperationalError, transaction
@@ -172,6 +171,8 @@ def source_video_create(
     probe: media.ProbeResult | None = None
     try:
         probe = media.probe(path)
+        # Frames too large to decode are refused now, not after a worker spent gigabytes.
+        media.check_frame_size(probe.width, probe.height, settings.CLIP_MAX_SOURCE_PIXELS)
     except media.CorruptMediaError as exc:
         raise ValidationError(f"{title}: {exc.reason}")
     except media.TransientMediaError:
@@ -231,8 +232,8 @@ def _store_original(path: Path, checksum: str, name: str) -> str:
             suffix = ".mp4"
         elif not re.fullmatch(r"\.[a-z0-9]{2,5}", suffix):
             suffix = ""
-        handle.seek(0)
-        return default_storage.save(f"sources/{checksum[:2]}/{checksum}{suffix}", File(handle))
+    # All of it or nothing; a full disk is InsufficientStorage (507), leaving no partial file.
+    return services.store_content_addressed(f"sources/{checksum[:2]}/{checksum}{suffix}", path)
 
 
 def _browser_playable(path: Path, probe: media.ProbeResult) -> bool:
