@@ -291,10 +291,10 @@ LOGGING = {
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
-    # Clips whose worker died are sent again once their 30 s lease ran out: within a minute.
+    # Clips whose worker died are sent again once their 30 s lease ran out: within 45 s.
     "requeue-stale-clips": {
         "task": "clips.requeue_stale_clips",
-        "schedule": float(envint("REQUEUE_STALE_SECONDS", 30)),
+        "schedule": float(envint("REQUEUE_STALE_SECONDS", 15)),
     },
     "sweep-consensus": {
         "task": "annotations.sweep_consensus",

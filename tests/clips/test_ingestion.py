@@ -306,7 +306,7 @@ def test_a_worker_killed_mid_transcode_leaves_the_clip_finished_by_the_next_work
     clip.refresh_from_db()
     assert_browser_ready(clip)
     assert clip.frame_count == 1250
-    # The 30 s lease, the next 30 s sweep, then the transcode itself (before: 15 minutes).
+    # The 30 s lease, the next 15 s sweep, then the transcode itself (before: 15 minutes).
     assert waited < 90, waited
     # The next attempt emptied the dead worker's folder, and removed its own when done.
     assert not work.exists()
