@@ -112,20 +112,58 @@ class Process:
                 self.kill()
 
 
+class Supervised:
+    """A process restarted whenever it exits, as ``restart: unless-stopped`` does in
+    docker-compose.yml (a Celery worker exits when it loses its broker at a bad moment)."""
+
+    def __init__(self, start) -> None:
+        self.start = start
+        self.current: Process = start()
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.5):
+            if self.current.proc.poll() is not None:
+                log(f"{self.current.name} exited ({self.current.proc.returncode}): restarting")
+                with contextlib.suppress(Exception):
+                    self.current = self.start()
+                    self.restarts += 1
+
+    def kill(self) -> None:
+        self.current.kill()  # the watcher starts the next one
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.watcher.join(timeout=5)
+        self.current.stop()
+
+
 def start_worker(env: dict[str, str], logs: Path) -> Process:
     cmd = [
         sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "worker", "-l", "info",
         "-P", "prefork", "-c", "2", "--without-mingle", "--without-gossip",
         "-Q", env["CELERY_QUEUE"], "-n", f"chaos-{time.time_ns()}@%h",
-        "-B", "--schedule", str(logs / "beat-schedule"),
     ]  # fmt: skip
     worker = Process("worker", cmd, env, logs)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if b"ready." in worker.log.read_bytes():
             return worker
+        if worker.proc.poll() is not None:
+            break
         time.sleep(0.2)
     raise RuntimeError(f"worker did not start: {worker.log.read_text()[-2000:]}")
+
+
+def start_beat(env: dict[str, str], logs: Path) -> Process:
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "beat", "-l", "info",
+        "--schedule", str(logs / "beat-schedule"),
+    ]  # fmt: skip
+    return Process("beat", cmd, env, logs)
 
 
 def start_server(env: dict[str, str], logs: Path, port: int) -> Process:
@@ -328,7 +366,8 @@ class Chaos:
         ]
         port = free_port()
         self.server = start_server(env, self.logs, port)
-        self.worker = start_worker(env, self.logs)
+        self.worker = Supervised(lambda: start_worker(env, self.logs))
+        self.beat = Supervised(lambda: start_beat(env, self.logs))
         self.env, self.port = env, port
         self.admin = Client(port, admin_token, self.record)
         threads = [
@@ -359,10 +398,11 @@ class Chaos:
         settled = self.wait_unstuck("end", time.monotonic())
         result = self.check()
         result["settle_s"] = settled
+        result["restarts"] = {"worker": self.worker.restarts, "beat": self.beat.restarts}
         return result
 
     def close(self) -> None:
-        for name in ("worker", "server"):
+        for name in ("beat", "worker", "server"):
             with contextlib.suppress(Exception):
                 getattr(self, name).stop()
         self.redis.stop()
@@ -429,8 +469,7 @@ class Chaos:
             time.sleep(0.2)
         time.sleep(0.5)
         in_flight = Clip.objects.filter(pk__in=self.uploaded, status=MediaStatus.PROCESSING).count()
-        self.worker.kill()
-        self.worker = start_worker(self.env, self.logs)
+        self.worker.kill()  # restarted by its supervisor, as in production
         self.fault("worker_killed", started, time.monotonic(), clips_in_flight=in_flight)
 
     def web_worker_killed(self) -> None:
@@ -485,8 +524,8 @@ class Chaos:
         started = time.monotonic()
         data = self.fresh_video(0)
         # Room for the original only: its transcode meets the full disk.
-        filler = self.fill(leave=len(data) + 8192)
-        status, body = self.upload(data, "full-transcode.mp4")
+        filler = self.fill(leave=len(data) + 65536)
+        first, body = self.upload(data, "full-transcode.mp4")
         waiting = self._accepted(body)
         self.uploaded += waiting
         deadline = time.monotonic() + 30
@@ -512,6 +551,7 @@ class Chaos:
             started,
             time.monotonic(),
             upload_status=refused,
+            first_upload_status=first,
             transcode_waited=transcode_waited,
         )
 

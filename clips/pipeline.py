@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # A processing stage whose heartbeat is older than the lease (labelstudio_ferv.leases) belongs
 # to a worker that died: another delivery may claim it.
 LEASE_S = leases.LEASE_S
+# A pending stage is sent again after this long (a lost message); at once when its send failed.
+PENDING_STALE_S = 900
 # Broker priorities (Redis: 0 is served first). The decode of a new video waits behind the later
 # stages of videos already started and behind clip transcodes, so each video runs to its end
 # and its clips reach annotators before the next video is decoded; previews come last.
@@ -246,11 +248,23 @@ def _browser_playable(path: Path, probe: media.ProbeResult) -> bool:
 def _enqueue_stage(video_id: int, stage: str) -> None:
     """Send one stage of a video's pipeline to the workers once the transaction commits.
 
-    If the broker is down the video stays pending, and ``source_videos_requeue_stale`` sends it
-    again later.
+    If the broker is down the video stays pending, marked as never sent, and the next
+    ``source_videos_requeue_stale`` (beat) sends it again.
     """
     priority = SCAN_PRIORITY if stage == Stage.SCAN else None
-    enqueue_on_commit("clips.run_source_stage", video_id, str(stage), priority=priority)
+
+    def unsent() -> None:
+        SourceVideo.objects.filter(pk=video_id, stage=stage, status=MediaStatus.PENDING).update(
+            updated_at=leases.cutoff(PENDING_STALE_S + 1)
+        )
+
+    enqueue_on_commit(
+        "clips.run_source_stage",
+        video_id,
+        str(stage),
+        priority=priority,
+        on_unavailable=unsent,
+    )
 
 
 def _enqueue_preview(video_id: int) -> None:
@@ -699,7 +713,7 @@ def source_videos_retry_failed(*, videos) -> int:
 
 
 def source_videos_requeue_stale(
-    *, older_than_s: int = 900, lease_s: float = LEASE_S, limit: int = 1000
+    *, older_than_s: int = PENDING_STALE_S, lease_s: float = LEASE_S, limit: int = 1000
 ) -> int:
     """Send again the stage of videos pending longer than ``older_than_s``, or whose worker
     stopped beating for ``lease_s`` (it died; sent once per lease): messages lost while the

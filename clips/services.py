@@ -191,10 +191,19 @@ def upload_path(upload: UploadedFile) -> Iterator[Path]:
 def clip_enqueue_processing(*, clip_id: int) -> None:
     """Enqueue the transcode of a clip once the current transaction commits.
 
-    If the broker cannot be reached, the clip stays pending and ``clips_requeue_stale`` (run
-    periodically by beat) sends it again later: the import itself never fails for it.
+    If the broker cannot be reached, the clip stays pending, marked as never sent (its
+    ``updated_at`` set back past PENDING_STALE_S), so the next ``clips_requeue_stale`` (beat,
+    every REQUEUE_STALE_SECONDS) sends it: the import itself never fails for it.
     """
-    enqueue_on_commit("clips.process_clip", clip_id)
+    enqueue_on_commit(
+        "clips.process_clip", clip_id, on_unavailable=lambda: _mark_unsent(clip_id=clip_id)
+    )
+
+
+def _mark_unsent(*, clip_id: int) -> None:
+    Clip.objects.filter(pk=clip_id, status=MediaStatus.PENDING).update(
+        updated_at=leases.cutoff(PENDING_STALE_S + 1)
+    )
 
 
 @contextlib.contextmanager

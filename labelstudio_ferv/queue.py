@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # A failed publish closes the breaker until this monotonic time (one value per process).
 _skip_until = 0.0
 _lock = threading.Lock()
+_import_lock = threading.Lock()
 
 PUBLISH_ERRORS = (BrokerUnavailable, OSError, socket.timeout, TimeoutError)
 
@@ -43,7 +44,11 @@ def _task(name: str):
     try:
         return app.tasks[name]
     except KeyError:
-        app.loader.import_default_modules()
+        # One thread imports; the others wait for it (several threads of a fresh gunicorn
+        # worker sending at once found the registry half-filled: a 500 after a stored vote).
+        with _import_lock:
+            if name not in app.tasks:
+                app.loader.import_default_modules()
         return app.tasks[name]
 
 

@@ -402,3 +402,19 @@ def test_a_malformed_or_unknown_id_in_a_clip_url_answers_the_json_error(api, ada
         response = api(adam).post(path) if path.endswith("retry/") else api(adam).get(path)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found", path
+
+
+@pytest.mark.worker
+def test_a_clip_whose_message_was_not_sent_goes_with_the_next_sweep(real_broker):
+    """Issue 16: a clip uploaded just after a broker outage (its publish skipped while the
+    breaker was open) waited for the 900 s stale cutoff."""
+    from clips import services
+    from labelstudio_ferv import queue
+
+    clip = ClipFactory(status=MediaStatus.PENDING, video="", poster="")
+    assert services.clips_requeue_stale() == 0  # just created: its message is on its way
+    queue._open_breaker()  # a publish failed a moment ago: this one is skipped
+    services.clip_enqueue_processing(clip_id=clip.pk)  # outside a transaction: at once
+    queue.reset_breaker()
+    assert services.clips_requeue_stale() == 1  # the next sweep (15 s) sends it
+    assert services.clips_requeue_stale() == 0  # once
