@@ -442,6 +442,7 @@ class Chaos:
 
     def upload(self, data: bytes, name: str) -> tuple[int | None, dict | None]:
         body, content_type = multipart([(name, data)], {"scene": "Terror"})
+        self.admin.conn = None  # the admin was idle: its kept-alive connection may be gone
         return self.admin.request(
             "POST", f"/api/v1/campaigns/{self.campaign_id}/clips/", body, content_type
         )
@@ -665,7 +666,7 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=8)
     parser.add_argument("--clips", type=int, default=1500)
     parser.add_argument("--fault-seconds", type=float, default=20.0)
-    parser.add_argument("--clip-seconds", type=int, default=20)
+    parser.add_argument("--clip-seconds", type=int, default=8)
     parser.add_argument("--disk-mb", type=int, default=24)
     parser.add_argument("--stuck-limit", type=float, default=120.0)
     parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
