@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
 .PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
-        bench-trust bench-export bench-candidates bench-tasks bench-history clean
+        bench-trust bench-export bench-candidates bench-tasks bench-history chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ services: install
 
 bench-transcode: install
 	scripts/bench.sh bench/transcode.py $(BENCH_ARGS)
+
+## Faults injected into real processes while annotators answer (minutes; not part of make test).
+chaos: install
+	BENCH_DATABASE_URL=$${CHAOS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lsf_chaos} \
+		scripts/bench.sh bench/chaos.py $(BENCH_ARGS)
 
 bench-load: install
 	scripts/bench.sh bench/annotate_load.py $(BENCH_ARGS)

@@ -121,7 +121,7 @@ def campaign_source_video_import(
         if created:
             CampaignSourceVideo.objects.create(campaign=campaign, source_video=video)
             return video, True
-    return _join_campaign(video, campaign), False
+    return _join_campaign(video, campaign, title=title or path.name), False
 
 
 def campaign_source_video_upload(
@@ -146,15 +146,19 @@ def campaign_source_video_upload(
         )
 
 
-def _join_campaign(video: SourceVideo, campaign: Campaign) -> SourceVideo:
-    """Return an already imported video, adopting it if no campaign owns it."""
+def _join_campaign(video: SourceVideo, campaign: Campaign, *, title: str) -> SourceVideo:
+    """Return an already imported video, adopting it if no campaign owns it.
+
+    A video another campaign owns is refused in the caller's own words: nothing of the other
+    campaign (its id, the video's id or the title it gave) is revealed.
+    """
     link = CampaignSourceVideo.objects.filter(source_video=video).first()
     if link is not None and link.campaign_id == campaign.pk:
         return video
     if link is not None:
         raise Conflict(
-            f"{video.title or 'this video'}: already imported into another campaign "
-            f"(source video {video.pk}); a video feeds one campaign"
+            f"{title}: this video is already in the library, imported by another campaign; "
+            "a video feeds one campaign"
         )
     with transaction.atomic():
         # Only an orphan (its campaign was deleted, or it predates the pipeline) is adopted;
@@ -163,7 +167,7 @@ def _join_campaign(video: SourceVideo, campaign: Campaign) -> SourceVideo:
             source_video=video, defaults={"campaign": campaign}
         )
         if not adopted and link.campaign_id != campaign.pk:
-            raise Conflict(f"{video.title or 'this video'}: was just imported elsewhere")
+            raise Conflict(f"{title}: this video was just imported by another campaign")
         campaign_add_clips(
             campaign=campaign, clips=Clip.objects.filter(candidates__source_video=video)
         )

@@ -20,7 +20,8 @@ import shutil
 import signal
 import struct
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,6 +51,10 @@ class CorruptMediaError(MediaError):
     """Signal that the input is not a video, or is corrupt or truncated; retrying cannot help."""
 
 
+class FramesTooLargeError(CorruptMediaError):
+    """Signal frames larger than the configured limit: refused before any frame is decoded."""
+
+
 class TransientMediaError(MediaError):
     """Signal a failure that may pass on retry: a signal, a timeout, a full disk, no memory."""
 
@@ -64,6 +69,16 @@ class ProbeResult:
     width: int
     height: int
     codec: str
+
+
+def check_frame_size(width: int, height: int, max_pixels: int | None) -> None:
+    """Raise FramesTooLargeError for frames over ``max_pixels`` (decoding them would cost
+    gigabytes of memory and minutes of a worker)."""
+    if max_pixels and width * height > max_pixels:
+        raise FramesTooLargeError(
+            f"the frames are {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), "
+            f"over the limit of {max_pixels / 1e6:.1f} megapixels per frame"
+        )
 
 
 # --------------------------------------------------------------------------- binaries
@@ -95,6 +110,14 @@ _LOG_WRAPPER = re.compile(
 _LOG_NOISE = ("Conversion failed!", "Exiting normally", "Error opening input file ")
 
 
+TICK_S = 1.0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate()
+
+
 def failure_reason(stderr: str, path: Path | None = None) -> str:
     """Return ffmpeg's last meaningful log line, without addresses or server paths."""
     lines = []
@@ -108,29 +131,52 @@ def failure_reason(stderr: str, path: Path | None = None) -> str:
     return lines[-1] if lines else "ffmpeg gave no reason"
 
 
-def run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """Run an ffmpeg/ffprobe command; raise TransientMediaError for failures that may pass."""
+def run(
+    cmd: list[str], timeout_s: float, *, tick: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run an ffmpeg/ffprobe command; raise TransientMediaError for failures that may pass.
+
+    ``tick`` is called about every TICK_S while the command runs (a worker renews its lease
+    there); whatever it raises stops the command and propagates.
+    """
     tool = "ffprobe" if "ffprobe" in Path(cmd[0]).name else "ffmpeg"
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,  # ffmpeg reads keys from stdin and stalls in the background
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    deadline = time.monotonic() + timeout_s
     try:
-        proc = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,  # ffmpeg reads keys from stdin and stalls in the background
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:  # run() has already killed the process
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(cmd, timeout_s)
+            try:
+                stdout, stderr = proc.communicate(timeout=min(remaining, TICK_S))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+                if tick is not None:
+                    tick()
+    except subprocess.TimeoutExpired:
+        _stop(proc)
         raise TransientMediaError(f"{tool} took longer than {timeout_s:g} s and was stopped")
-    if proc.returncode < 0:  # killed: OOM killer, worker shutdown, ...
-        name = signal.Signals(-proc.returncode).name
+    except BaseException:
+        _stop(proc)
+        raise
+    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    if result.returncode < 0:  # killed: OOM killer, worker shutdown, ...
+        name = signal.Signals(-result.returncode).name
         raise TransientMediaError(f"{tool} was stopped by signal {name}")
-    if proc.returncode == 255:  # ffmpeg's exit code after catching SIGINT/SIGTERM
+    if result.returncode == 255:  # ffmpeg's exit code after catching SIGINT/SIGTERM
         raise TransientMediaError(f"{tool} was interrupted by a signal")
-    if proc.returncode != 0 and any(text in proc.stderr for text in _TRANSIENT_TEXTS):
-        raise TransientMediaError(f"{tool} failed: {failure_reason(proc.stderr)}")
-    return proc
+    if result.returncode != 0 and any(text in result.stderr for text in _TRANSIENT_TEXTS):
+        raise TransientMediaError(f"{tool} failed: {failure_reason(result.stderr)}")
+    return result
 
 
 # --------------------------------------------------------------------------- probing

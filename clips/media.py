@@ -22,6 +22,7 @@ import struct
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -31,10 +32,12 @@ import ffmpeg
 from .ffmpeg import (
     TRANSIENT_ERRNOS,
     CorruptMediaError,
+    FramesTooLargeError,
     MediaError,
     ProbeResult,
     StrPath,
     TransientMediaError,
+    check_frame_size,
     failure_reason,
     ffmpeg_binary,
     probe_video,
@@ -43,6 +46,7 @@ from .ffmpeg import (
 
 __all__ = [
     "CorruptMediaError",
+    "FramesTooLargeError",
     "MediaError",
     "ProbeResult",
     "TransientMediaError",
@@ -253,6 +257,9 @@ def transcode(
     fps: float | None = None,
     frames_fps: float = 25.0,
     timeout_s: float = 120.0,
+    max_pixels: int | None = None,
+    scratch: StrPath | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> ProbeResult:
     """Convert a video file or frame folder to a web-ready MP4 plus a mid-clip poster JPEG.
 
@@ -261,16 +268,35 @@ def transcode(
     ``max_side`` with even dimensions. Both files appear atomically or not at all. Return the
     properties of the written MP4.
 
+    Frames over ``max_pixels`` are refused (FramesTooLargeError) before any is decoded; the
+    decoder is held to the limit too, for frames that lie about their size. Temporary files go
+    under ``scratch`` (default: the system's temporary folder). ``tick`` is called about every
+    second while ffmpeg runs.
+
     Raise CorruptMediaError for bad input and TransientMediaError for failures that may pass.
     """
     try:
         return _transcode(
-            Path(src), Path(dst_mp4), Path(dst_poster_jpg), max_side, fps, frames_fps, timeout_s
+            Path(src),
+            Path(dst_mp4),
+            Path(dst_poster_jpg),
+            max_side,
+            fps,
+            frames_fps,
+            timeout_s,
+            _Limits(max_pixels=max_pixels, scratch=scratch, tick=tick),
         )
     except OSError as exc:
         if exc.errno in TRANSIENT_ERRNOS:
             raise TransientMediaError(f"could not write the clip: {exc.strerror}") from exc
         raise
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_pixels: int | None = None
+    scratch: StrPath | None = None
+    tick: Callable[[], None] | None = None
 
 
 def _transcode(
@@ -281,25 +307,35 @@ def _transcode(
     fps: float | None,
     frames_fps: float,
     timeout_s: float,
+    limits: _Limits,
 ) -> ProbeResult:
     kind = sniff_kind(src)
+    # A decoder option: ffmpeg refuses any frame over the limit, whatever the headers said.
+    guard = {"max_pixels": limits.max_pixels} if limits.max_pixels else {}
     if kind == "image":
         raise CorruptMediaError("not a video file: it is a single still image")
     with contextlib.ExitStack() as cleanup:
         if kind == "frames":
             frames = _require_frames(src)
             info, sar = _probe_frames(frames, frames_fps), Fraction(1)
-            work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="ferv-frames-")))
+            check_frame_size(info.width, info.height, limits.max_pixels)
+            work = Path(
+                cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="ferv-frames-", dir=limits.scratch)
+                )
+            )
             source = ffmpeg.input(
                 _link_frames(frames, work),
                 format="image2",
                 framerate=_ratio(Fraction(frames_fps).limit_denominator(1001)),
                 start_number=0,
                 threads=_THREADS,
+                **guard,
             )
         else:
             info, sar = probe_video(src, timeout_s)
-            source = ffmpeg.input(str(src), threads=_THREADS)
+            check_frame_size(info.width, info.height, limits.max_pixels)
+            source = ffmpeg.input(str(src), threads=_THREADS, **guard)
 
         rate = Fraction(fps or info.fps).limit_denominator(1001)
         width, height = _fit(info.width * float(sar), info.height, max_side)
@@ -352,7 +388,13 @@ def _transcode(
             .overwrite_output()
             .compile(cmd=ffmpeg_binary())
         )
-        proc = run(cmd, timeout_s)
+        proc = run(cmd, timeout_s, tick=limits.tick)
+        # The decoder skips a refused frame and goes on: a clip missing frames is no clip.
+        if limits.max_pixels and "exceeds specified max pixel count" in proc.stderr:
+            raise FramesTooLargeError(
+                "a frame is larger than the limit of "
+                f"{limits.max_pixels / 1e6:.1f} megapixels per frame"
+            )
         if proc.returncode != 0:
             raise CorruptMediaError(
                 f"ffmpeg could not convert the file: {failure_reason(proc.stderr, src)}"

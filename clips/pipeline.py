@@ -19,12 +19,11 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import OperationalError, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.db.models.functions import Now
 from django.utils.module_loading import import_string
 
 from labelstudio_ferv import leases
@@ -40,6 +39,8 @@ logger = logging.getLogger(__name__)
 # A processing stage whose heartbeat is older than the lease (labelstudio_ferv.leases) belongs
 # to a worker that died: another delivery may claim it.
 LEASE_S = leases.LEASE_S
+# A pending stage is sent again after this long (a lost message); at once when its send failed.
+PENDING_STALE_S = 900
 # Broker priorities (Redis: 0 is served first). The decode of a new video waits behind the later
 # stages of videos already started and behind clip transcodes, so each video runs to its end
 # and its clips reach annotators before the next video is decoded; previews come last.
@@ -172,6 +173,8 @@ def source_video_create(
     probe: media.ProbeResult | None = None
     try:
         probe = media.probe(path)
+        # Frames too large to decode are refused now, not after a worker spent gigabytes.
+        media.check_frame_size(probe.width, probe.height, settings.CLIP_MAX_SOURCE_PIXELS)
     except media.CorruptMediaError as exc:
         raise ValidationError(f"{title}: {exc.reason}")
     except media.TransientMediaError:
@@ -231,8 +234,8 @@ def _store_original(path: Path, checksum: str, name: str) -> str:
             suffix = ".mp4"
         elif not re.fullmatch(r"\.[a-z0-9]{2,5}", suffix):
             suffix = ""
-        handle.seek(0)
-        return default_storage.save(f"sources/{checksum[:2]}/{checksum}{suffix}", File(handle))
+    # All of it or nothing; a full disk is InsufficientStorage (507), leaving no partial file.
+    return services.store_content_addressed(f"sources/{checksum[:2]}/{checksum}{suffix}", path)
 
 
 def _browser_playable(path: Path, probe: media.ProbeResult) -> bool:
@@ -245,11 +248,23 @@ def _browser_playable(path: Path, probe: media.ProbeResult) -> bool:
 def _enqueue_stage(video_id: int, stage: str) -> None:
     """Send one stage of a video's pipeline to the workers once the transaction commits.
 
-    If the broker is down the video stays pending, and ``source_videos_requeue_stale`` sends it
-    again later.
+    If the broker is down the video stays pending, marked as never sent, and the next
+    ``source_videos_requeue_stale`` (beat) sends it again.
     """
     priority = SCAN_PRIORITY if stage == Stage.SCAN else None
-    enqueue_on_commit("clips.run_source_stage", video_id, str(stage), priority=priority)
+
+    def unsent() -> None:
+        SourceVideo.objects.filter(pk=video_id, stage=stage, status=MediaStatus.PENDING).update(
+            updated_at=leases.cutoff(PENDING_STALE_S + 1)
+        )
+
+    enqueue_on_commit(
+        "clips.run_source_stage",
+        video_id,
+        str(stage),
+        priority=priority,
+        on_unavailable=unsent,
+    )
 
 
 def _enqueue_preview(video_id: int) -> None:
@@ -368,7 +383,7 @@ def _claim(video_id: int, stage: str) -> _Claim | None:
 
 def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
     following = _next_stage(claim.stage)
-    now = timezone.now()
+    now = Now()
     with transaction.atomic():
         moved = SourceVideo.objects.filter(claim.guard()).update(
             stage=following,
@@ -392,7 +407,7 @@ def _finish(claim: _Claim, fields: dict[str, Any]) -> None:
 def _release(claim: _Claim) -> None:
     """Put a stage back to pending, for the task to retry it."""
     SourceVideo.objects.filter(claim.guard()).update(
-        status=MediaStatus.PENDING, heartbeat_at=None, updated_at=timezone.now()
+        status=MediaStatus.PENDING, heartbeat_at=None, updated_at=Now()
     )
 
 
@@ -404,7 +419,7 @@ def _mark_failed(claim: _Claim, reason: str) -> None:
         error=reason[:2000],
         progress=claim.progress,
         heartbeat_at=None,
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
 
 
@@ -416,7 +431,7 @@ def source_video_mark_failed(*, video_id: int, stage: str, reason: str) -> None:
         failed_stage=stage,
         error=reason[:2000],
         heartbeat_at=None,
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
 
 
@@ -675,7 +690,7 @@ def source_video_retry(
             params=merged,
             progress=progress,
             heartbeat_at=None,
-            updated_at=timezone.now(),
+            updated_at=Now(),
             **cleared,
         )
         if not updated:
@@ -697,19 +712,24 @@ def source_videos_retry_failed(*, videos) -> int:
     return count
 
 
-def source_videos_requeue_stale(*, older_than_s: int = 900, limit: int = 1000) -> int:
+def source_videos_requeue_stale(
+    *, older_than_s: int = PENDING_STALE_S, lease_s: float = LEASE_S, limit: int = 1000
+) -> int:
     """Send again the stage of videos pending longer than ``older_than_s``, or whose worker
-    stopped beating that long ago: messages lost while the broker was down, dead workers whose
-    task retries ran out. Claims make a duplicate message harmless."""
+    stopped beating for ``lease_s`` (it died; sent once per lease): messages lost while the
+    broker was down, dead workers. Claims make a duplicate message harmless. Times are the
+    database's clock."""
     stale = SourceVideo.objects.filter(
         Q(status=MediaStatus.PENDING)
         & leases.expired(beat_field="updated_at", lease_s=older_than_s)
-        | Q(status=MediaStatus.PROCESSING) & leases.expired(lease_s=older_than_s)
+        | Q(status=MediaStatus.PROCESSING)
+        & leases.expired(lease_s=lease_s)
+        & leases.expired(beat_field="updated_at", lease_s=lease_s)
     )
     with transaction.atomic():
         rows = list(stale.values_list("pk", "stage")[:limit])
         # Touch them, so the next sweep leaves them alone while they wait in the queue.
-        SourceVideo.objects.filter(pk__in=[pk for pk, _ in rows]).update(updated_at=timezone.now())
+        SourceVideo.objects.filter(pk__in=[pk for pk, _ in rows]).update(updated_at=Now())
         for pk, stage in rows:
             _enqueue_stage(pk, stage)
     return len(rows)

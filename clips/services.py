@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +25,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.fields.files import FieldFile
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from labelstudio_ferv import leases
-from labelstudio_ferv.errors import PayloadTooLarge, ValidationError
+from labelstudio_ferv.errors import InsufficientStorage, PayloadTooLarge, ValidationError
 from labelstudio_ferv.queue import enqueue_on_commit
 
 from . import media
@@ -35,6 +37,12 @@ from .models import Clip, MediaStatus, Scene, SourceVideo
 logger = logging.getLogger(__name__)
 
 ORIGINAL_FRAMES_SUFFIX = ".frames.zip"
+# A transcode renews its lease (the clip's ``updated_at``) every HEARTBEAT_S while ffmpeg runs;
+# a clip whose heartbeat is older than this has lost its worker and is sent again by the sweep.
+CLIP_LEASE_S = 30
+# Pending clips wait in the queue; they are sent again only after this long (longer than the
+# longest retry countdown, so a clip in backoff is not sent twice).
+PENDING_STALE_S = 900
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ def clip_create(
             },
         )
         if created:
+            # The heartbeat field: on the database's clock, like every later stamp.
+            Clip.objects.filter(pk=clip.pk).update(updated_at=Now())
             clip_enqueue_processing(clip_id=clip.pk)
     if not created and clip.original.name != stored:
         # Another importer stored the same content between our check and our insert.
@@ -102,15 +112,51 @@ def _store_original(path: Path, kind: str, checksum: str) -> str:
     """Keep the original input in storage (a frame folder as one uncompressed zip)."""
     base = f"originals/{checksum[:2]}/{checksum}"
     if kind == "video":
-        with path.open("rb") as handle:
-            return default_storage.save(base, File(handle))
+        return store_content_addressed(base, path)
     with tempfile.TemporaryDirectory(prefix="lsf-zip-") as tmp:
         archive = Path(tmp) / "frames.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
-            for frame in sorted(p for p in path.iterdir() if p.is_file()):
-                bundle.write(frame, frame.name)
-        with archive.open("rb") as handle:
-            return default_storage.save(base + ORIGINAL_FRAMES_SUFFIX, File(handle))
+        try:
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
+                for frame in sorted(p for p in path.iterdir() if p.is_file()):
+                    bundle.write(frame, frame.name)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        return store_content_addressed(base + ORIGINAL_FRAMES_SUFFIX, archive)
+
+
+def _storage_error(exc: OSError) -> Exception:
+    if exc.errno in media.TRANSIENT_ERRNOS:
+        return InsufficientStorage(
+            "The media storage is full: the file was not stored. Try again once an "
+            "administrator has made room."
+        )
+    return exc
+
+
+def store_content_addressed(name: str, local: Path) -> str:
+    """Store ``local`` under ``name`` (named by its content), all of it or nothing.
+
+    A complete copy already there is reused; a partial one (a full disk, a killed process) is
+    replaced, so the same content never ends up under a second name. Raise
+    InsufficientStorage when the storage is full (nothing is left behind).
+    """
+    size = local.stat().st_size
+    if default_storage.exists(name):
+        if default_storage.size(name) == size:
+            return name
+        default_storage.delete(name)
+    try:
+        with local.open("rb") as handle:
+            return default_storage.save(name, File(handle))
+    except OSError as exc:
+        _delete_partial(name, size)
+        raise _storage_error(exc) from exc
+
+
+def _delete_partial(name: str, size: int) -> None:
+    with contextlib.suppress(OSError):
+        if default_storage.exists(name) and default_storage.size(name) != size:
+            default_storage.delete(name)
 
 
 def clip_create_from_upload(
@@ -145,27 +191,38 @@ def upload_path(upload: UploadedFile) -> Iterator[Path]:
 def clip_enqueue_processing(*, clip_id: int) -> None:
     """Enqueue the transcode of a clip once the current transaction commits.
 
-    If the broker cannot be reached, the clip stays pending and ``clips_requeue_stale`` (run
-    periodically by beat) sends it again later: the import itself never fails for it.
+    If the broker cannot be reached, the clip stays pending, marked as never sent (its
+    ``updated_at`` set back past PENDING_STALE_S), so the next ``clips_requeue_stale`` (beat,
+    every REQUEUE_STALE_SECONDS) sends it: the import itself never fails for it.
     """
-    enqueue_on_commit("clips.process_clip", clip_id)
+    enqueue_on_commit(
+        "clips.process_clip", clip_id, on_unavailable=lambda: _mark_unsent(clip_id=clip_id)
+    )
+
+
+def _mark_unsent(*, clip_id: int) -> None:
+    Clip.objects.filter(pk=clip_id, status=MediaStatus.PENDING).update(
+        updated_at=leases.cutoff(PENDING_STALE_S + 1)
+    )
 
 
 @contextlib.contextmanager
-def _local_original(clip: Clip) -> Iterator[Path]:
-    """Yield a local path to the clip's original: a video file, or an unpacked frame folder."""
-    with contextlib.ExitStack() as stack:
-        path = stack.enter_context(_local_path(clip.original))
-        if clip.original.name.endswith(ORIGINAL_FRAMES_SUFFIX):
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lsf-frames-")))
-            with zipfile.ZipFile(path) as bundle:
-                for member in bundle.namelist():
-                    # Frame names only: an archive we wrote has no folders, never trust paths.
-                    target = folder / Path(member).name
-                    with bundle.open(member) as src, target.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
-            path = folder
-        yield path
+def _local_original(clip: Clip, scratch: Path) -> Iterator[Path]:
+    """Yield a local path to the clip's original: a video file, or a frame folder unpacked
+    under ``scratch``."""
+    with _local_path(clip.original) as path:
+        if not clip.original.name.endswith(ORIGINAL_FRAMES_SUFFIX):
+            yield path
+            return
+        folder = scratch / "frames"
+        folder.mkdir()
+        with zipfile.ZipFile(path) as bundle:
+            for member in bundle.namelist():
+                # Frame names only: an archive we wrote has no folders, never trust paths.
+                target = folder / Path(member).name
+                with bundle.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        yield folder
 
 
 @contextlib.contextmanager
@@ -188,50 +245,125 @@ def _local_path(field: FieldFile) -> Iterator[Path]:
 
 
 def _replace_stored(name: str, local: Path) -> str:
-    """Store ``local`` under exactly ``name``, replacing an earlier copy a dead worker left."""
+    """Store ``local`` under exactly ``name``, replacing an earlier copy a dead worker left.
+
+    Raise TransientMediaError when the storage is full; no partial file is left in place.
+    """
     if default_storage.exists(name):
         default_storage.delete(name)
-    with local.open("rb") as handle:
-        return default_storage.save(name, File(handle))
+    try:
+        with local.open("rb") as handle:
+            return default_storage.save(name, File(handle))
+    except OSError as exc:
+        _delete_partial(name, local.stat().st_size)
+        if exc.errno in media.TRANSIENT_ERRNOS:
+            raise media.TransientMediaError(f"could not store the clip: {exc.strerror}") from exc
+        raise
+
+
+def work_dir(kind: str, pk: int) -> Path:
+    """Return the one scratch folder of a piece of work (``clip-12``); a new attempt empties
+    it first, so what a killed worker left there goes with the next attempt (or the sweep)."""
+    return Path(settings.WORK_DIR) / f"{kind}-{pk}"
+
+
+@contextlib.contextmanager
+def scratch_folder(kind: str, pk: int) -> Iterator[Path]:
+    """Yield an empty work folder for ``kind``/``pk``, removed afterwards."""
+    folder = work_dir(kind, pk)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def work_dirs_sweep(*, older_than_s: float = 600) -> int:
+    """Remove work folders no running clip transcode owns (their worker died); return how many.
+
+    A folder is left alone while its clip is processing or it changed recently.
+    """
+    root = Path(settings.WORK_DIR)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    limit = time.time() - older_than_s
+    for entry in os.scandir(root):
+        kind, _, number = entry.name.partition("-")
+        if not entry.is_dir(follow_symlinks=False) or not number.isdigit():
+            continue
+        if (
+            kind == "clip"
+            and Clip.objects.filter(pk=int(number), status=MediaStatus.PROCESSING).exists()
+        ):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_mtime < limit:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed
 
 
 def clip_process(*, clip_id: int) -> None:
     """Transcode a clip's original into the browser MP4 and poster, then mark it ready.
 
     Idempotent: a ready or failed clip is left alone, so a task delivered twice does the work
-    once. A clip found ``processing`` is one whose worker died (or a duplicate delivery): it is
-    done again; output names are fixed per clip and replaced whole, and the clip turns ready
-    only after both files are stored (the database refuses ready without them).
-    Raise TransientMediaError for failures worth retrying; a corrupt input marks the clip
-    failed with ffmpeg's reason and keeps the original.
+    once. The transcode holds a lease on the clip (``updated_at`` is its heartbeat, renewed
+    while ffmpeg runs); a clip whose worker died is sent again by ``clips_requeue_stale`` once
+    the lease ran out, and its work folder is emptied by the next attempt. Output names are
+    fixed per clip and replaced whole, and the clip turns ready only after both files are
+    stored (the database refuses ready without them).
+    Raise TransientMediaError for failures worth retrying (the clip is pending again, with
+    the reason); a corrupt input marks the clip failed with ffmpeg's reason and keeps the
+    original.
     """
-    # A transcode is short and idempotent: a processing clip is taken over at once (a lease of
-    # 0 s on ``updated_at``), and whichever run finishes writes the same files.
     lease = leases.claim(
         Clip,
         pk=clip_id,
         free=Q(status=MediaStatus.PENDING),
         held=Q(status=MediaStatus.PROCESSING),
         fields={"status": MediaStatus.PROCESSING},
+        keep=("status",),
         beat_field="updated_at",
-        lease_s=0,
+        lease_s=CLIP_LEASE_S,
     )
     if lease is None:
-        return  # gone, ready or failed: nothing to do
+        return  # gone, ready, failed, or a live worker has it
     clip = Clip.objects.get(pk=clip_id)
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="lsf-out-") as tmp,
-            _local_original(clip) as src,
-        ):
-            out_mp4, out_jpg = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
-            probe = media.transcode(src, out_mp4, out_jpg, max_side=settings.CLIP_MAX_SIDE)
+        with scratch_folder("clip", clip_id) as scratch, _local_original(clip, scratch) as src:
+            out_mp4, out_jpg = scratch / "video.mp4", scratch / "poster.jpg"
+            probe = media.transcode(
+                src,
+                out_mp4,
+                out_jpg,
+                max_side=settings.CLIP_MAX_SIDE,
+                max_pixels=settings.CLIP_MAX_SOURCE_PIXELS,
+                scratch=scratch,
+                tick=lease.beat,
+            )
+            lease.beat(force=True)
             video_name = _replace_stored(f"clips/{clip_id}.mp4", out_mp4)
             poster_name = _replace_stored(f"posters/{clip_id}.jpg", out_jpg)
-    except media.CorruptMediaError as exc:
-        clip_mark_failed(clip_id=clip_id, reason=exc.reason)
+    except leases.LeaseLost:
+        logger.warning("clip %s: taken over by another worker", clip_id)
         return
-    Clip.objects.filter(pk=clip_id, status=MediaStatus.PROCESSING).update(
+    except media.CorruptMediaError as exc:
+        lease.update(status=MediaStatus.FAILED, error=exc.reason[:2000], updated_at=Now())
+        logger.warning("clip %s failed: %s", clip_id, exc.reason)
+        return
+    except OSError as exc:
+        if exc.errno not in media.TRANSIENT_ERRNOS:
+            raise
+        exc = media.TransientMediaError(f"could not write the clip: {exc.strerror}")
+        lease.update(status=MediaStatus.PENDING, error=exc.reason, updated_at=Now())
+        raise exc
+    except media.TransientMediaError as exc:
+        # Pending again, saying why: the task retries with backoff, then fails it for good.
+        lease.update(status=MediaStatus.PENDING, error=exc.reason[:2000], updated_at=Now())
+        raise
+    lease.update(
         status=MediaStatus.READY,
         video=video_name,
         poster=poster_name,
@@ -241,7 +373,7 @@ def clip_process(*, clip_id: int) -> None:
         width=probe.width,
         height=probe.height,
         error="",
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
 
 
@@ -249,37 +381,47 @@ def clip_mark_failed(*, clip_id: int, reason: str) -> None:
     """Mark a clip failed with a reason in plain words; its original is kept for a retry."""
     logger.warning("clip %s failed: %s", clip_id, reason)
     Clip.objects.filter(pk=clip_id).exclude(status=MediaStatus.READY).update(
-        status=MediaStatus.FAILED, error=reason[:2000], updated_at=timezone.now()
+        status=MediaStatus.FAILED, error=reason[:2000], updated_at=Now()
     )
 
 
 def clips_retry_failed(*, clips: QuerySet[Clip]) -> int:
-    """Send failed clips back to be processed again; return how many."""
+    """Send failed clips, and clips whose worker stopped beating, to be processed again;
+    return how many."""
     with transaction.atomic():
-        ids = list(clips.filter(status=MediaStatus.FAILED).values_list("pk", flat=True))
-        Clip.objects.filter(pk__in=ids, status=MediaStatus.FAILED).update(
-            status=MediaStatus.PENDING, error="", updated_at=timezone.now()
+        retry = Q(status=MediaStatus.FAILED) | Q(status=MediaStatus.PROCESSING) & leases.expired(
+            beat_field="updated_at", lease_s=CLIP_LEASE_S
+        )
+        ids = list(clips.filter(retry).values_list("pk", flat=True))
+        Clip.objects.filter(retry, pk__in=ids).update(
+            status=MediaStatus.PENDING, error="", updated_at=Now()
         )
         for clip_id in ids:
             clip_enqueue_processing(clip_id=clip_id)
     return len(ids)
 
 
-def clips_requeue_stale(*, older_than_s: int = 900) -> int:
-    """Enqueue again clips left pending or processing for longer than ``older_than_s``.
+def clips_requeue_stale(
+    *, older_than_s: int = PENDING_STALE_S, lease_s: float = CLIP_LEASE_S
+) -> int:
+    """Enqueue again clips left pending for longer than ``older_than_s``, and clips whose
+    worker stopped beating for ``lease_s`` (it died: they are pending again).
 
-    This covers what acks_late cannot: a message lost while the broker was down, or a worker
-    that died before it received its task. Processing is idempotent, so a clip still being
-    worked on at worst is converted twice.
+    This covers what acks_late cannot: a message lost while the broker was down, a worker that
+    died before it received its task, or one killed mid-transcode (its message only returns
+    after the broker's visibility timeout). Processing is idempotent and claimed, so a
+    duplicate message is harmless. Times are the database's clock.
     """
-    stale = Clip.objects.filter(
-        Q(status=MediaStatus.PENDING) | Q(status=MediaStatus.PROCESSING),
-        leases.expired(beat_field="updated_at", lease_s=older_than_s),
-    )
+    stale = Q(status=MediaStatus.PENDING) & leases.expired(
+        beat_field="updated_at", lease_s=older_than_s
+    ) | Q(status=MediaStatus.PROCESSING) & leases.expired(beat_field="updated_at", lease_s=lease_s)
     with transaction.atomic():
-        ids = list(stale.values_list("pk", flat=True)[:10000])
-        # Touch them, so the next sweep leaves them alone while they wait in the queue.
-        Clip.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+        # Locked: a worker renewing its lease meanwhile waits, then finds it lost.
+        rows = Clip.objects.filter(stale).select_for_update(skip_locked=True)
+        ids = list(rows.values_list("pk", flat=True)[:10000])
+        # Pending (a dead worker's clip is free to claim) and touched, so the next sweep
+        # leaves them alone while they wait in the queue.
+        Clip.objects.filter(pk__in=ids).update(status=MediaStatus.PENDING, updated_at=Now())
         for clip_id in ids:
             clip_enqueue_processing(clip_id=clip_id)
     return len(ids)

@@ -38,7 +38,9 @@ def process_clip(self, clip_id: int) -> None:
 def requeue_stale_clips() -> int:
     """Send again clips and source-video stages stuck pending or processing (lost messages,
     dead workers)."""
-    return services.clips_requeue_stale() + pipeline.source_videos_requeue_stale()
+    sent = services.clips_requeue_stale() + pipeline.source_videos_requeue_stale()
+    services.work_dirs_sweep()
+    return sent
 
 
 @shared_task(

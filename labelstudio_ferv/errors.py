@@ -56,6 +56,13 @@ class PayloadTooLarge(ApplicationError):
     code = "too_large"
 
 
+class InsufficientStorage(ApplicationError):
+    """The media storage is full: nothing was stored, the same request may succeed later."""
+
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+    code = "storage_full"
+
+
 class ServiceUnavailable(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "unavailable"

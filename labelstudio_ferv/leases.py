@@ -6,6 +6,9 @@ the row): a free row, or a held one whose heartbeat is older than the lease (its
 While it works it renews the heartbeat. The heartbeat it wrote last is its fencing token: every
 later write is conditional on it, so a worker that was presumed dead and replaced learns so at
 its next write (LeaseLost) and stops instead of writing over its successor.
+
+Every time here is the database's clock (``db_now``, ``Now()``): the worker that stamps a
+heartbeat and the one that judges it expired may run on hosts whose clocks disagree.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
-from django.db.models import Q
+from django.db import connection, models
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 # A held row whose heartbeat is older than this belongs to a worker that died (or lost its
@@ -29,15 +33,28 @@ class LeaseLost(Exception):
     """Another worker took the row over (this one was presumed dead), or the row changed."""
 
 
-def expired(*, beat_field: str = "heartbeat_at", lease_s: float = LEASE_S, now=None) -> Q:
-    """Match rows whose heartbeat is missing or older than ``lease_s``."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=lease_s)
-    return Q(**{f"{beat_field}__lt": cutoff}) | Q(**{f"{beat_field}__isnull": True})
+def db_now() -> datetime:
+    """Return the database's clock (the process clock on SQLite, which runs in-process)."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
 
 
-def is_live(beat: datetime | None, *, lease_s: float = LEASE_S, now=None) -> bool:
-    """Return whether a heartbeat is fresh: its worker is taken to be alive."""
-    return beat is not None and beat >= (now or timezone.now()) - timedelta(seconds=lease_s)
+def cutoff(seconds: float) -> ExpressionWrapper:
+    """The database's clock ``seconds`` ago, as an expression for a filter."""
+    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+def expired(*, beat_field: str = "heartbeat_at", lease_s: float = LEASE_S) -> Q:
+    """Match rows whose heartbeat is missing or older than ``lease_s`` by the database's clock."""
+    return Q(**{f"{beat_field}__lt": cutoff(lease_s)}) | Q(**{f"{beat_field}__isnull": True})
+
+
+def is_live(beat: datetime | None, *, lease_s: float = LEASE_S) -> bool:
+    """Return whether a heartbeat is fresh (by the database's clock): its worker is alive."""
+    return beat is not None and beat >= db_now() - timedelta(seconds=lease_s)
 
 
 @dataclass
@@ -70,7 +87,7 @@ class Lease:
         now = time.monotonic()
         if not force and now - self.written < self.every_s:
             return
-        beat = timezone.now()
+        beat = db_now()  # the token: the exact value written, on the clock every reader uses
         stamped = {name: beat for name in (self.beat_field, *self.stamps)}
         if not self.update(**fields, **stamped):
             raise LeaseLost()
@@ -89,6 +106,7 @@ def claim(
     beat_field: str = "heartbeat_at",
     stamps: tuple[str, ...] = (),
     lease_s: float = LEASE_S,
+    every_s: float = HEARTBEAT_S,
 ) -> Lease | None:
     """Claim row ``pk`` when it is ``free``, or ``held`` by a worker that stopped beating.
 
@@ -97,17 +115,25 @@ def claim(
     guard. Return the lease, or None when the row is gone, not claimable, or another worker
     won the race.
     """
-    now = timezone.now()
+    now = db_now()
     match = dict(match or {})
     stamped = {name: now for name in (beat_field, *stamps)}
     # The conditional update is the lock: of two deliveries only one gets the row, and a held
     # row is taken over only when its worker stopped beating.
     claimed = (
         model._default_manager.filter(pk=pk, **match)
-        .filter(free | (held & expired(beat_field=beat_field, lease_s=lease_s, now=now)))
+        .filter(free | (held & expired(beat_field=beat_field, lease_s=lease_s)))
         .update(**fields, **stamped)
     )
     if not claimed:
         return None
     guard = {**match, **{name: fields[name] for name in keep}}
-    return Lease(model=model, pk=pk, beat_at=now, beat_field=beat_field, match=guard, stamps=stamps)
+    return Lease(
+        model=model,
+        pk=pk,
+        beat_at=now,
+        beat_field=beat_field,
+        match=guard,
+        stamps=stamps,
+        every_s=every_s,
+    )

@@ -49,8 +49,11 @@ def _task(name: str):
     try:
         return app.tasks[name]
     except KeyError:
+        # One thread imports; the others wait for it (several threads of a fresh gunicorn
+        # worker sending at once found the registry half-filled: a 500 after a stored vote).
         with _import_lock:
-            app.loader.import_default_modules()
+            if name not in app.tasks:
+                app.loader.import_default_modules()
         return app.tasks[name]
 
 

@@ -187,6 +187,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Clips -------------------------------------------------------------------------------------------
 CLIP_MAX_UPLOAD_BYTES = envint("CLIP_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 CLIP_MAX_SIDE = envint("CLIP_MAX_SIDE", 448)
+# Frames larger than this many pixels are refused before decoding (a clip fails, not retried).
+CLIP_MAX_SOURCE_PIXELS = envint("CLIP_MAX_SOURCE_PIXELS", 4096 * 4096)
+# Scratch space of transcodes, one folder per piece of work (emptied by the next attempt).
+WORK_DIR = Path(env("LSF_WORK_DIR", str(DATA_DIR / "work")))
 CLIP_IMPORT_ROOT = Path(env("CLIP_IMPORT_ROOT", str(DATA_DIR / "import")))
 
 # Annotation ----------------------------------------------------------------------------------
@@ -287,7 +291,11 @@ LOGGING = {
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-clips": {"task": "clips.requeue_stale_clips", "schedule": 300.0},
+    # Clips whose worker died are sent again once their 30 s lease ran out: within 45 s.
+    "requeue-stale-clips": {
+        "task": "clips.requeue_stale_clips",
+        "schedule": float(envint("REQUEUE_STALE_SECONDS", 15)),
+    },
     "sweep-consensus": {
         "task": "annotations.sweep_consensus",
         "schedule": float(envint("CONSENSUS_SWEEP_SECONDS", 15)),

@@ -38,3 +38,44 @@ def test_the_sweep_counts_a_vote_from_a_web_server_with_a_wrong_clock(api, monke
     assert not stored.consensus_stale
     assert (stored.status, stored.label, stored.vote_count) == ("trusted", 5, 1)
     assert Vote.objects.filter(task=task).count() == 1
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=1), timedelta(hours=-1)], ids=["ahead", "behind"])
+def test_a_dead_workers_lease_runs_out_by_the_database_clock(monkeypatch, skew):
+    """Issue 16: leases stamped heartbeats with the worker's clock; a worker an hour ahead that
+    died looked alive for an hour (one an hour behind looked dead while it worked)."""
+    from django.db.models import F, Q
+
+    from clips.models import Clip, MediaStatus
+    from clips.services import CLIP_LEASE_S, clips_requeue_stale
+    from labelstudio_ferv import leases
+    from tests.factories import ClipFactory
+
+    clip = ClipFactory(status=MediaStatus.PENDING, video="", poster="")
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + skew)  # the worker's clock
+    lease = leases.claim(
+        Clip,
+        pk=clip.pk,
+        free=Q(status=MediaStatus.PENDING),
+        held=Q(status=MediaStatus.PROCESSING),
+        fields={"status": MediaStatus.PROCESSING},
+        keep=("status",),
+        beat_field="updated_at",
+        lease_s=CLIP_LEASE_S,
+    )
+    assert lease is not None
+    lease.beat(force=True)
+    monkeypatch.setattr(timezone, "now", real_now)
+    # Alive: nobody takes it over, the sweep leaves it alone.
+    assert clips_requeue_stale() == 0
+    assert leases.is_live(Clip.objects.get(pk=clip.pk).updated_at, lease_s=CLIP_LEASE_S)
+    # It dies: its last heartbeat ages past the lease (as if 31 s went by).
+    Clip.objects.filter(pk=clip.pk).update(
+        updated_at=F("updated_at") - timedelta(seconds=CLIP_LEASE_S + 1)
+    )
+    lease.beat_at -= timedelta(seconds=CLIP_LEASE_S + 1)
+    assert clips_requeue_stale() == 1  # sent again, free to claim
+    assert Clip.objects.get(pk=clip.pk).status == MediaStatus.PENDING
+    with pytest.raises(leases.LeaseLost):
+        lease.beat(force=True)  # the presumed-dead worker is fenced off

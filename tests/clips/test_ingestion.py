@@ -277,29 +277,40 @@ def test_failed_clips_can_be_retried_by_an_admin(
 
 @pytest.mark.worker
 def test_a_worker_killed_mid_transcode_leaves_the_clip_finished_by_the_next_worker(
-    real_broker, campaign, tmp_path
+    real_broker, campaign, tmp_path, settings
 ):
+    """Issue 16: the clip stayed "processing" until the 900 s requeue (its message returns
+    only after the broker's 1800 s visibility timeout), with .part files left behind."""
     # A long input, so the kill lands while ffmpeg is still encoding.
     source = synthetic.make_test_video(
         tmp_path / "long.avi", seconds=50, size=(640, 480), codec="mpeg4"
     )
-    first = WorkerProcess(CELERY_VISIBILITY_TIMEOUT="3", CELERY_RESTORE_INTERVAL="1").start()
+    first = WorkerProcess().start()  # the production visibility timeout: no quick redelivery
     call_command("import_clips", campaign=str(campaign.pk), manifest=_manifest_for(source))
     clip = Clip.objects.get()
-    wait_for(lambda: Clip.objects.get(pk=clip.pk).status == MediaStatus.PROCESSING, timeout=30)
-    time.sleep(0.5)
+    work = Path(settings.WORK_DIR) / f"clip-{clip.pk}"
+    wait_for(lambda: list(work.glob("*.part")), timeout=30)  # ffmpeg is writing
     first.kill()
+    killed_at = time.monotonic()
     clip.refresh_from_db()
     assert clip.status == MediaStatus.PROCESSING and not clip.video  # half-done, never ready
 
-    second = WorkerProcess(CELERY_VISIBILITY_TIMEOUT="3", CELERY_RESTORE_INTERVAL="1").start()
+    # The next worker runs beat, as production does; its sweep sends the clip again once the
+    # dead worker's lease has run out.
+    second = WorkerProcess(args=("-B", "--schedule", str(tmp_path / "beat-schedule"))).start()
     try:
-        wait_for(lambda: Clip.objects.get(pk=clip.pk).status == MediaStatus.READY, timeout=90)
+        wait_for(lambda: Clip.objects.get(pk=clip.pk).status == MediaStatus.READY, timeout=120)
     finally:
         second.stop()
+    waited = time.monotonic() - killed_at
     clip.refresh_from_db()
     assert_browser_ready(clip)
     assert clip.frame_count == 1250
+    # The 30 s lease, the next 15 s sweep, then the transcode itself (before: 15 minutes).
+    assert waited < 90, waited
+    # The next attempt emptied the dead worker's folder, and removed its own when done.
+    assert not work.exists()
+    assert not list(Path(settings.WORK_DIR).rglob("*.part"))
 
 
 def _manifest_for(path: Path) -> Path:
@@ -335,7 +346,13 @@ def test_transient_errors_retry_with_backoff_then_fail_with_their_reason(monkeyp
                 tasks.process_clip.run(clip.pk)
         finally:
             tasks.process_clip.pop_request()
-        assert Clip.objects.get(pk=clip.pk).status == MediaStatus.PROCESSING
+        # Pending again while it waits for its retry, saying why (issue 16: it sat in
+        # "processing" with no error).
+        waiting = Clip.objects.get(pk=clip.pk)
+        assert (waiting.status, waiting.error) == (
+            MediaStatus.PENDING,
+            "could not write the clip: No space left on device",
+        )
     assert countdowns == [5, 10, 20, 40, 80]  # exponential backoff
     tasks.process_clip.push_request(retries=tasks.MAX_RETRIES, is_eager=False)
     try:
@@ -364,7 +381,7 @@ def test_in_process_tasks_do_not_wait_on_a_transient_error(monkeypatch, campaign
     assert (clip.status, clip.error) == (MediaStatus.FAILED, "busy")
 
 
-def _fake_original(clip):
+def _fake_original(clip, scratch=None):
     import contextlib
 
     return contextlib.nullcontext(Path("/nonexistent/original.mp4"))
@@ -385,3 +402,19 @@ def test_a_malformed_or_unknown_id_in_a_clip_url_answers_the_json_error(api, ada
         response = api(adam).post(path) if path.endswith("retry/") else api(adam).get(path)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found", path
+
+
+@pytest.mark.worker
+def test_a_clip_whose_message_was_not_sent_goes_with_the_next_sweep(real_broker):
+    """Issue 16: a clip uploaded just after a broker outage (its publish skipped while the
+    breaker was open) waited for the 900 s stale cutoff."""
+    from clips import services
+    from labelstudio_ferv import queue
+
+    clip = ClipFactory(status=MediaStatus.PENDING, video="", poster="")
+    assert services.clips_requeue_stale() == 0  # just created: its message is on its way
+    queue._open_breaker()  # a publish failed a moment ago: this one is skipped
+    services.clip_enqueue_processing(clip_id=clip.pk)  # outside a transaction: at once
+    queue.reset_breaker()
+    assert services.clips_requeue_stale() == 1  # the next sweep (15 s) sends it
+    assert services.clips_requeue_stale() == 0  # once

@@ -352,13 +352,25 @@ def test_bad_uploads_are_refused_with_reasons(
 def test_a_video_feeds_one_campaign(
     api, adam, campaign, faceless_avi, django_capture_on_commit_callbacks
 ):
-    import_video(api, adam, campaign, faceless_avi, django_capture_on_commit_callbacks)
+    import_video(
+        api, adam, campaign, faceless_avi, django_capture_on_commit_callbacks, title="Secret B"
+    )
     other = CampaignFactory(name="Another campaign")
-    MembershipFactory(campaign=other, user=adam, role="admin")
-    response = import_video(api, adam, other, faceless_avi, django_capture_on_commit_callbacks)
+    eve = UserFactory(username="eve")
+    MembershipFactory(campaign=other, user=eve, role="admin")
+    response = import_video(
+        api, eve, other, faceless_avi, django_capture_on_commit_callbacks, title="Mine"
+    )
     assert response.status_code == 409
-    assert "another campaign" in response.json()["error"]["message"]
-    assert api(adam).get(videos_url(other)).json() == []
+    # Issue 16: the answer named the video's id and title in the campaign that owns it.
+    assert response.json() == {
+        "error": {
+            "code": "conflict",
+            "message": "Mine: this video is already in the library, imported by another "
+            "campaign; a video feeds one campaign",
+        }
+    }
+    assert api(eve).get(videos_url(other)).json() == []
 
 
 @pytest.mark.django_db
@@ -534,7 +546,10 @@ def test_lost_messages_and_dead_workers_are_swept_up(
     assert sent == []
     # Its worker died in the middle of the tracks, and the task's retries ran out.
     SourceVideo.objects.filter(pk=video.pk).update(
-        stage=Stage.TRACKS, status=MediaStatus.PROCESSING, heartbeat_at=long_ago
+        stage=Stage.TRACKS,
+        status=MediaStatus.PROCESSING,
+        heartbeat_at=long_ago,
+        updated_at=long_ago,
     )
     with django_capture_on_commit_callbacks(execute=False) as sent:
         assert requeue_stale_clips() == 1
