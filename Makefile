@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
 .PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
-        bench-trust bench-export bench-candidates bench-tasks clean
+        bench-trust bench-export bench-candidates bench-tasks bench-profile clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-candidates: install
 
 bench-tasks: install
 	scripts/bench.sh bench/tasks_list.py $(BENCH_ARGS)
+
+bench-profile: install
+	scripts/bench.sh bench/profile_loop.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
-from labelstudio_ferv.queue import enqueue_on_commit
+from labelstudio_ferv.queue import enqueue_once_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
@@ -46,8 +46,17 @@ def consensus_enqueue(*, task_id: int) -> None:
     Task.objects.filter(pk=task_id).update(
         consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
     )
-    # Lost or unsent, the message is caught up by the sweep: the task is marked stale above.
-    enqueue_on_commit("annotations.update_consensus", task_id)
+    consensus_message(task_id=task_id)
+
+
+def consensus_message(*, task_id: int) -> None:
+    """Have the consensus of a task this transaction marked stale brought up to date.
+
+    One message does for every vote committed before the worker takes it: it recomputes every
+    stale task (``consensus_catch_up_all``), so a vote sends one only when none is waiting.
+    Lost or unsent, the message is caught up by the sweep: the task is marked stale.
+    """
+    enqueue_once_on_commit("annotations.update_consensus_stale")
 
 
 def valid_counts(*, task_id: int) -> list[int]:
@@ -142,6 +151,28 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
         _close_full_batches(ids)
         done += len(ids)
     return done
+
+
+def consensus_catch_up_all(*, chunk: int = 500) -> int:
+    """Recompute every stale task's consensus, ``chunk`` tasks per transaction; return how many.
+
+    Tasks another transaction holds are skipped: a vote still storing sends its own message
+    when it commits (see ``consensus_message``), and the sweep catches up anything else.
+    """
+    done = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Task.objects.select_for_update(of=("self",), skip_locked=True)
+                .filter(consensus_stale=True)
+                .order_by("updated_at")
+                .values_list("pk", flat=True)[:chunk]
+            )
+            if not ids:
+                return done
+            _update_locked(ids)
+        _close_full_batches(ids)
+        done += len(ids)
 
 
 # The tasks to recompute with their campaign's rule, then their valid votes per answer: two

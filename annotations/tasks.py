@@ -12,6 +12,15 @@ def update_consensus(task_id: int) -> int:
     return consensus.consensus_catch_up(task_id=task_id)
 
 
+@shared_task(name="annotations.update_consensus_stale", acks_late=True)
+def update_consensus_stale() -> int:
+    """Bring every stale task's consensus up to date: one message for the votes before it."""
+    from labelstudio_ferv.queue import pending_taken
+
+    pending_taken("annotations.update_consensus_stale")
+    return consensus.consensus_catch_up_all()
+
+
 @shared_task(name="annotations.sweep_consensus")
 def sweep_consensus() -> int:
     """Catch up tasks whose per-vote consensus message never ran (run by beat)."""

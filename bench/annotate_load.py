@@ -288,6 +288,20 @@ def rss_mb_tree(pid: int) -> float:
     return sum(rss_mb(p) for p in [pid, *children(pid)])
 
 
+def pss_mb_tree(pid: int) -> float:
+    """Return the summed proportional set size of a process and its children, in MiB: the
+    memory they use together (pages shared between them, as after a fork, counted once)."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
 # --------------------------------------------------------------------------------- checks
 
 
@@ -537,6 +551,7 @@ def main() -> None:
             rate = args.rate if name.startswith("latency") else None
             run(name, combined=combined, rate=rate, seconds=args.duration)
         rss = rss_mb_tree(server.proc.pid) + (rss_mb_tree(worker.proc.pid) if worker else 0.0)
+        pss = pss_mb_tree(server.proc.pid) + (pss_mb_tree(worker.proc.pid) if worker else 0.0)
         meter.stop()
 
         backlog = queue_length(queue)
@@ -604,6 +619,7 @@ def main() -> None:
         "violations": violations,
         "invariant_violations": sum(violations.values()),
         "rss_mb_web_plus_worker": round(rss, 1),
+        "pss_mb_web_plus_worker": round(pss, 1),
     }
     two_request = results["capacity"]["loops_per_s"]
     one_request = results["capacity_answer_and_next"]["loops_per_s"]

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # A failed publish closes the breaker until this monotonic time (one value per process).
 _skip_until = 0.0
 _lock = threading.Lock()
+_import_lock = threading.Lock()
 
 PUBLISH_ERRORS = (BrokerUnavailable, OSError, socket.timeout, TimeoutError)
 
@@ -43,7 +44,10 @@ def _task(name: str):
     try:
         return app.tasks[name]
     except KeyError:
-        app.loader.import_default_modules()
+        # One thread imports; the others wait for it (a second caller would find the modules
+        # half-imported and the task not registered yet).
+        with _import_lock:
+            app.loader.import_default_modules()
         return app.tasks[name]
 
 
@@ -107,3 +111,79 @@ def enqueue_on_commit(
     transaction.on_commit(
         lambda: send_now(task_name, *args, on_unavailable=on_unavailable, **options)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# One waiting message for many events
+
+
+# A pending mark outlives a lost message (a broker restart, a worker killed before it started)
+# by at most this long; the work it stood for is caught up by its catch-up path meanwhile.
+PENDING_TTL_S = 5
+_redis_client = None
+
+
+def _pending_key(task_name: str) -> str:
+    return f"lsf:pending:{app.conf.task_default_queue}:{task_name}"
+
+
+def _redis():
+    """The broker's Redis, for the pending marks (None when the broker is not Redis)."""
+    global _redis_client
+    if _redis_client is None:
+        url = app.conf.broker_url or ""
+        if not url.startswith(("redis://", "rediss://")):
+            return None
+        import redis
+
+        timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("socket_timeout", 1.0)
+        _redis_client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return _redis_client
+
+
+def _send_once(task_name: str) -> bool:
+    client = None if _task(task_name).app.conf.task_always_eager else _redis()
+    if client is None:
+        return send_now(task_name)
+    if broker_skipped():
+        return False
+    key = _pending_key(task_name)
+    try:
+        if not client.set(key, 1, nx=True, ex=PENDING_TTL_S):
+            return True  # a message is waiting and will see this event's work
+    except Exception:
+        _open_breaker()
+        logger.warning("could not mark %s pending", task_name, exc_info=True)
+        return False
+    if send_now(task_name):
+        return True
+    try:
+        client.delete(key)  # the next event tries again (the breaker is open meanwhile)
+    except Exception:
+        logger.warning("could not clear the pending mark of %s", task_name, exc_info=True)
+    return False
+
+
+def enqueue_once_on_commit(task_name: str) -> None:
+    """Publish ``task_name()`` (no arguments) after commit, unless one is already waiting.
+
+    For work a task finds for itself in the database (stale rows): one waiting message does for
+    every event before it starts. The task calls ``pending_taken(task_name)`` first thing, so
+    an event committed after that sends a new message; an event committed before it is seen by
+    the task's read, which comes after. Work whose message is lost (broker down) is left to its
+    catch-up path, as with ``enqueue_on_commit``.
+    """
+    transaction.on_commit(lambda: _send_once(task_name))
+
+
+def pending_taken(task_name: str) -> None:
+    """Called by a task sent with ``enqueue_once_on_commit`` before it reads its work."""
+    client = _redis()
+    if client is None:
+        return
+    try:
+        client.delete(_pending_key(task_name))
+    except Exception:
+        logger.warning("could not clear the pending mark of %s", task_name, exc_info=True)
