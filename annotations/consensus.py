@@ -52,11 +52,12 @@ def consensus_enqueue(*, task_id: int) -> None:
 def consensus_message(*, task_id: int) -> None:
     """Have the consensus of a task this transaction marked stale brought up to date.
 
-    One message does for every vote committed before the worker takes it: it recomputes every
-    stale task (``consensus_catch_up_all``), so a vote sends one only when none is waiting.
-    Lost or unsent, the message is caught up by the sweep: the task is marked stale.
+    One message does for every vote committed before the worker takes it: the task's id waits
+    in Redis with the others' (``consensus_update_many``), so a vote sends a message only when
+    none is waiting. Lost or unsent, the message is caught up by the sweep: the task is marked
+    stale.
     """
-    enqueue_once_on_commit("annotations.update_consensus_stale")
+    enqueue_once_on_commit("annotations.update_consensus_stale", task_id)
 
 
 def valid_counts(*, task_id: int) -> list[int]:
@@ -153,26 +154,31 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
     return done
 
 
-def consensus_catch_up_all(*, chunk: int = 500) -> int:
-    """Recompute every stale task's consensus, ``chunk`` tasks per transaction; return how many.
+def consensus_update_many(*, task_ids: list[int], chunk: int = 500) -> tuple[int, list[int]]:
+    """Recompute the consensus of those of these tasks still stale, ``chunk`` per transaction.
 
-    Tasks another transaction holds are skipped: a vote still storing sends its own message
-    when it commits (see ``consensus_message``), and the sweep catches up anything else.
+    Return how many were recomputed and the ids of the tasks another transaction held (skipped,
+    for the caller to hand back). Rows are found by primary key: a scan of the stale tasks
+    would walk every entry the votes left in the ``task_stale`` index since the last vacuum.
     """
-    done = 0
-    while True:
+    done, busy = 0, []
+    for start in range(0, len(task_ids), chunk):
+        part = task_ids[start : start + chunk]
         with transaction.atomic():
-            ids = list(
+            rows = list(
                 Task.objects.select_for_update(of=("self",), skip_locked=True)
-                .filter(consensus_stale=True)
-                .order_by("updated_at")
-                .values_list("pk", flat=True)[:chunk]
+                .filter(pk__in=part)
+                .values_list("pk", "consensus_stale")
             )
-            if not ids:
-                return done
-            _update_locked(ids)
-        _close_full_batches(ids)
+            got = {pk for pk, _ in rows}
+            busy += [pk for pk in part if pk not in got]
+            ids = [pk for pk, stale in rows if stale]
+            if ids:
+                _update_locked(ids)
+        if ids:
+            _close_full_batches(ids)
         done += len(ids)
+    return done, busy
 
 
 # The tasks to recompute with their campaign's rule, then their valid votes per answer: two

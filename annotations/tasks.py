@@ -13,12 +13,17 @@ def update_consensus(task_id: int) -> int:
 
 
 @shared_task(name="annotations.update_consensus_stale", acks_late=True)
-def update_consensus_stale() -> int:
-    """Bring every stale task's consensus up to date: one message for the votes before it."""
-    from labelstudio_ferv.queue import pending_taken
+def update_consensus_stale(task_ids: list[int] | None = None) -> int:
+    """Bring the consensus of the tasks voted on since the last such message up to date (the
+    ids wait in Redis, or come with the message when tasks run eagerly). Tasks another
+    transaction holds are handed back, to a message a moment later."""
+    from labelstudio_ferv.queue import pending_taken, send_once
 
-    pending_taken("annotations.update_consensus_stale")
-    return consensus.consensus_catch_up_all()
+    ids = sorted(set(task_ids or []) | set(pending_taken("annotations.update_consensus_stale")))
+    done, busy = consensus.consensus_update_many(task_ids=ids)
+    if busy:
+        send_once("annotations.update_consensus_stale", *busy, countdown=0.2)
+    return done
 
 
 @shared_task(name="annotations.sweep_consensus")

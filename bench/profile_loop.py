@@ -78,9 +78,8 @@ def main() -> None:
     print(f"queries in one loop: {len(captured.captured_queries)}")
     for q in captured.captured_queries:
         print("  ", q["sql"][:150].replace("\n", " "))
-    from annotations import consensus
 
-    consensus.consensus_catch_up_all()  # the warm-up's votes
+    tasks.update_consensus_stale.run()  # the warm-up's votes
     began, cpu = time.perf_counter(), time.process_time()
     for i in range(61, 61 + args.loops):
         loop(i)
@@ -89,7 +88,7 @@ def main() -> None:
     print(f"web+client, unprofiled: {1000 * cpu / args.loops:.2f} ms CPU per loop")
     print(f"  ({1000 * wall / args.loops:.2f} ms wall)")
     cpu = time.process_time()
-    changed = consensus.consensus_catch_up_all()
+    changed = tasks.update_consensus_stale.run()
     cpu = time.process_time() - cpu
     print(f"worker, unprofiled: {1000 * cpu / args.loops:.2f} ms CPU per vote")
     print(f"  (one message for {args.loops} votes on {changed} tasks)")

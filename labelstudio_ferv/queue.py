@@ -123,8 +123,10 @@ PENDING_TTL_S = 5
 _redis_client = None
 
 
-def _pending_key(task_name: str) -> str:
-    return f"lsf:pending:{app.conf.task_default_queue}:{task_name}"
+def _keys(task_name: str) -> tuple[str, str]:
+    """The pending mark and the set of waiting items of a task (per queue)."""
+    base = f"lsf:pending:{app.conf.task_default_queue}:{task_name}"
+    return base, base + ":items"
 
 
 def _redis():
@@ -143,47 +145,63 @@ def _redis():
     return _redis_client
 
 
-def _send_once(task_name: str) -> bool:
+def send_once(task_name: str, *items: int, **options: Any) -> bool:
+    """Add ``items`` to the task's waiting set and publish ``task_name()`` unless a message is
+    already waiting; say if the items are in the broker's hands.
+
+    Without a Redis broker (eager tasks, the embedded default) the message carries the items:
+    ``task_name(items)``.
+    """
     client = None if _task(task_name).app.conf.task_always_eager else _redis()
     if client is None:
-        return send_now(task_name)
+        return send_now(task_name, list(items), **options)
     if broker_skipped():
         return False
-    key = _pending_key(task_name)
+    mark, waiting = _keys(task_name)
     try:
-        if not client.set(key, 1, nx=True, ex=PENDING_TTL_S):
-            return True  # a message is waiting and will see this event's work
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(waiting, *items)
+        pipe.set(mark, 1, nx=True, ex=PENDING_TTL_S)
+        _, first = pipe.execute()
     except Exception:
         _open_breaker()
-        logger.warning("could not mark %s pending", task_name, exc_info=True)
+        logger.warning("could not add %s%s to the waiting set", task_name, items, exc_info=True)
         return False
-    if send_now(task_name):
+    if not first:
+        return True  # a message is waiting, and takes the items when it starts
+    if send_now(task_name, **options):
         return True
     try:
-        client.delete(key)  # the next event tries again (the breaker is open meanwhile)
+        client.delete(mark)  # the next event tries again (the breaker is open meanwhile)
     except Exception:
         logger.warning("could not clear the pending mark of %s", task_name, exc_info=True)
     return False
 
 
-def enqueue_once_on_commit(task_name: str) -> None:
-    """Publish ``task_name()`` (no arguments) after commit, unless one is already waiting.
+def enqueue_once_on_commit(task_name: str, item: int) -> None:
+    """After commit, hand ``item`` (an id) to ``task_name``, publishing a message only when none
+    is waiting: one message does for every item added before its task starts.
 
-    For work a task finds for itself in the database (stale rows): one waiting message does for
-    every event before it starts. The task calls ``pending_taken(task_name)`` first thing, so
-    an event committed after that sends a new message; an event committed before it is seen by
-    the task's read, which comes after. Work whose message is lost (broker down) is left to its
-    catch-up path, as with ``enqueue_on_commit``.
+    The task calls ``pending_taken(task_name)`` first thing: it clears the pending mark, then
+    takes the waiting items, so an item added after that sends a new message. Items lost with
+    the broker are left to the work's catch-up path, as with ``enqueue_on_commit``.
     """
-    transaction.on_commit(lambda: _send_once(task_name))
+    transaction.on_commit(lambda: send_once(task_name, item))
 
 
-def pending_taken(task_name: str) -> None:
-    """Called by a task sent with ``enqueue_once_on_commit`` before it reads its work."""
+def pending_taken(task_name: str) -> list[int]:
+    """Clear the task's pending mark, then take and return its waiting items."""
     client = _redis()
     if client is None:
-        return
+        return []
+    mark, waiting = _keys(task_name)
     try:
-        client.delete(_pending_key(task_name))
+        client.delete(mark)
+        pipe = client.pipeline(transaction=True)
+        pipe.smembers(waiting)
+        pipe.delete(waiting)
+        members, _ = pipe.execute()
     except Exception:
-        logger.warning("could not clear the pending mark of %s", task_name, exc_info=True)
+        logger.warning("could not take the waiting items of %s", task_name, exc_info=True)
+        return []
+    return sorted(int(m) for m in members)
