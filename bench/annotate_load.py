@@ -530,9 +530,20 @@ def main() -> None:
 
         if args.floor:
             # The floor's load on this project: its harness, a fresh connection per request.
+            # Accounts of their own: the harness answers at random, which the gold checks
+            # rightly pause; the annotators of the runs below must start with a clean record.
+            from django.core.management import call_command
+
+            call_command(
+                "create_annotators", str(campaign.pk), "--count", str(args.annotators),
+                "--prefix", f"{CAMPAIGN}-harness-", "--output", str(work / "harness.json"),
+                verbosity=0,
+            )  # fmt: skip
+            connection.close()
             state = harness_state(
                 path=work / "ours_state.json", port=args.port, campaign_id=campaign.pk,
-                tokens=tokens, database=database,
+                tokens=[row["token"] for row in json.loads((work / "harness.json").read_text())],
+                database=database,
             )  # fmt: skip
             before = meter.seconds()
             from floor import floor_dir
