@@ -154,24 +154,30 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
     return done
 
 
-def consensus_update_many(*, task_ids: list[int], chunk: int = 500) -> tuple[int, list[int]]:
+def consensus_update_many(
+    *, task_ids: list[int], chunk: int = 500, wait: bool = False
+) -> tuple[int, list[int]]:
     """Recompute the consensus of those of these tasks still stale, ``chunk`` per transaction.
 
     Return how many were recomputed and the ids of the tasks another transaction held (skipped,
-    for the caller to hand back). Rows are found by primary key: a scan of the stale tasks
-    would walk every entry the votes left in the ``task_stale`` index since the last vacuum.
+    for the caller to hand back; with ``wait``, their locks are waited for instead). Rows are
+    found by primary key: a scan of the stale tasks would walk every entry the votes left in
+    the ``task_stale`` index since the last vacuum.
     """
     done, busy = 0, []
     for start in range(0, len(task_ids), chunk):
         part = task_ids[start : start + chunk]
         with transaction.atomic():
             rows = list(
-                Task.objects.select_for_update(of=("self",), skip_locked=True)
+                Task.objects.select_for_update(of=("self",), skip_locked=not wait)
                 .filter(pk__in=part)
+                .order_by("pk")
                 .values_list("pk", "consensus_stale")
             )
             got = {pk for pk, _ in rows}
-            busy += [pk for pk in part if pk not in got]
+            if missing := [pk for pk in part if pk not in got]:
+                # Held by another transaction, or deleted since (nothing to do for those).
+                busy += list(Task.objects.filter(pk__in=missing).values_list("pk", flat=True))
             ids = [pk for pk, stale in rows if stale]
             if ids:
                 _update_locked(ids)

@@ -21,7 +21,10 @@ def update_consensus_stale(task_ids: list[int] | None = None) -> int:
 
     ids = sorted(set(task_ids or []) | set(pending_taken("annotations.update_consensus_stale")))
     done, busy = consensus.consensus_update_many(task_ids=ids)
-    if busy:
+    if busy and update_consensus_stale.app.conf.task_always_eager:
+        # Run in the caller's process: nothing would run a later message meanwhile.
+        done += consensus.consensus_update_many(task_ids=busy, wait=True)[0]
+    elif busy:
         send_once("annotations.update_consensus_stale", *busy, countdown=0.2)
     return done
 

@@ -530,8 +530,9 @@ def main() -> None:
 
         if args.floor:
             # The floor's load on this project: its harness, a fresh connection per request.
-            # Accounts of their own: the harness answers at random, which the gold checks
-            # rightly pause; the annotators of the runs below must start with a clean record.
+            # Accounts of their own, and no gold meanwhile: the harness answers at random,
+            # which the gold checks rightly pause (403), and the annotators of the runs below
+            # must start with a clean record.
             from django.core.management import call_command
 
             call_command(
@@ -545,6 +546,9 @@ def main() -> None:
                 tokens=[row["token"] for row in json.loads((work / "harness.json").read_text())],
                 database=database,
             )  # fmt: skip
+            campaign.gold_share = 0.0
+            campaign.save(update_fields=["gold_share"])
+            connection.close()
             before = meter.seconds()
             from floor import floor_dir
 
@@ -555,6 +559,9 @@ def main() -> None:
             used = meter.seconds()
             used.subtract(before)
             results["floor_harness"] = summarise(side, used)
+            campaign.gold_share = 0.05
+            campaign.save(update_fields=["gold_share"])
+            connection.close()
             print(f"floor harness on this project: {results['floor_harness']}", flush=True)
         run("warm-up", combined=False, rate=None, seconds=min(5.0, args.duration))
         for name in args.runs.split(","):

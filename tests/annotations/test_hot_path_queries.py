@@ -47,6 +47,9 @@ def consensus_not_run_inline():
     app.conf.task_always_eager = eager
     import redis
 
+    from labelstudio_ferv.queue import pending_taken
+
+    pending_taken("annotations.update_consensus_stale")  # the ids left waiting
     redis.Redis.from_url(app.conf.broker_url).delete(app.conf.task_default_queue)
 
 
