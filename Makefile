@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 
 .PHONY: install run worker test screenshots lint format system-deps services bench-transcode bench-load \
-        bench-trust bench-export bench-candidates bench-tasks bench-history chaos clean
+        bench-trust bench-export bench-candidates bench-tasks bench-history bench-profile chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-tasks: install
 ## Progress over time (dashboard chart API) on 86,000 clips x 5 votes.
 bench-history: install
 	scripts/bench.sh bench/progress_history.py $(BENCH_ARGS)
+
+bench-profile: install
+	scripts/bench.sh bench/profile_loop.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -36,6 +36,8 @@ from .serializers import (
     TokenInput,
     TokenOutput,
     VoteOutput,
+    offer_data,
+    vote_data,
 )
 
 CAMPAIGN_ID = path_id("campaign_id", "A campaign you are a member of.")
@@ -142,7 +144,7 @@ class NextView(APIView):
         )
         if offer is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(NextOutput(offer, context={"request": request}).data)
+        return Response(offer_data(offer, user=request.user))
 
 
 def _answer_input(request: Request) -> dict:
@@ -186,7 +188,7 @@ class AnswerView(APIView):
             user=request.user, assignment_id=assignment_id, **_answer_input(request)
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(VoteOutput(result.vote).data, status=code)
+        return Response(vote_data(result.vote), status=code)
 
 
 class AnswerNextView(APIView):
@@ -229,12 +231,11 @@ class AnswerNextView(APIView):
             campaign=campaign, membership=membership, user=request.user, ahead=ahead
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(
-            AnswerNextOutput(
-                {"vote": result.vote, "next": offer}, context={"request": request}
-            ).data,
-            status=code,
-        )
+        body = {
+            "vote": vote_data(result.vote),
+            "next": None if offer is None else offer_data(offer, user=request.user),
+        }
+        return Response(body, status=code)
 
 
 class SkipView(APIView):

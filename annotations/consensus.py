@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
-from labelstudio_ferv.queue import enqueue_on_commit
+from labelstudio_ferv.queue import enqueue_once_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
@@ -46,8 +46,18 @@ def consensus_enqueue(*, task_id: int) -> None:
     Task.objects.filter(pk=task_id).update(
         consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
     )
-    # Lost or unsent, the message is caught up by the sweep: the task is marked stale above.
-    enqueue_on_commit("annotations.update_consensus", task_id)
+    consensus_message(task_id=task_id)
+
+
+def consensus_message(*, task_id: int) -> None:
+    """Have the consensus of a task this transaction marked stale brought up to date.
+
+    One message does for every vote committed before the worker takes it: the task's id waits
+    in Redis with the others' (``consensus_update_many``), so a vote sends a message only when
+    none is waiting. Lost or unsent, the message is caught up by the sweep: the task is marked
+    stale.
+    """
+    enqueue_once_on_commit("annotations.update_consensus_stale", task_id)
 
 
 def valid_counts(*, task_id: int) -> list[int]:
@@ -142,6 +152,39 @@ def consensus_sweep(*, older_than_s: float = 10.0, limit: int = 5000) -> int:
         _close_full_batches(ids)
         done += len(ids)
     return done
+
+
+def consensus_update_many(
+    *, task_ids: list[int], chunk: int = 500, wait: bool = False
+) -> tuple[int, list[int]]:
+    """Recompute the consensus of those of these tasks still stale, ``chunk`` per transaction.
+
+    Return how many were recomputed and the ids of the tasks another transaction held (skipped,
+    for the caller to hand back; with ``wait``, their locks are waited for instead). Rows are
+    found by primary key: a scan of the stale tasks would walk every entry the votes left in
+    the ``task_stale`` index since the last vacuum.
+    """
+    done, busy = 0, []
+    for start in range(0, len(task_ids), chunk):
+        part = task_ids[start : start + chunk]
+        with transaction.atomic():
+            rows = list(
+                Task.objects.select_for_update(of=("self",), skip_locked=not wait)
+                .filter(pk__in=part)
+                .order_by("pk")
+                .values_list("pk", "consensus_stale")
+            )
+            got = {pk for pk, _ in rows}
+            if missing := [pk for pk in part if pk not in got]:
+                # Held by another transaction, or deleted since (nothing to do for those).
+                busy += list(Task.objects.filter(pk__in=missing).values_list("pk", flat=True))
+            ids = [pk for pk, stale in rows if stale]
+            if ids:
+                _update_locked(ids)
+        if ids:
+            _close_full_batches(ids)
+        done += len(ids)
+    return done, busy
 
 
 # The tasks to recompute with their campaign's rule, then their valid votes per answer: two

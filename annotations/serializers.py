@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, Answer
-from labelstudio_ferv.media_urls import MediaUrlField
+from labelstudio_ferv.media_urls import MediaUrlField, media_url
 
 from .models import Role
 
@@ -169,3 +169,57 @@ class LastAnswerOutput(serializers.Serializer):
     )
     clip = ClipToAnnotateOutput()
     vote = VoteOutput()
+
+
+# --- the annotation loop's responses, without building serializers --------------------------
+# next/, answer/ and answer-and-next/ answer every few seconds per annotator: instantiating the
+# nested serializers above (each deep-copies its fields) cost more CPU than the rest of the
+# response. These give the same JSON as NextOutput, VoteOutput and AnswerNextOutput (the
+# schema keeps the serializers; tests/annotations/test_hot_path_queries.py compares the two).
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _number(kind, value):
+    return None if value is None else kind(value)
+
+
+def _media(value, user):
+    return None if value is None else media_url(value, user=user)
+
+
+def offer_data(offer, *, user, with_ahead: bool = True) -> dict:
+    """An Offer as NextOutput (``with_ahead``) or OfferOutput gives it."""
+    clip = offer.clip
+    data = {
+        "assignment": {
+            "id": int(offer.assignment_id),
+            "expires_at": _DATETIME.to_representation(offer.expires_at),
+        },
+        "clip": {
+            "id": int(clip.id),
+            "video_url": _media(clip.video, user),
+            "poster_url": _media(clip.poster, user),
+            "duration_s": _number(float, clip.duration_s),
+            "fps": _number(float, clip.fps),
+            "frame_count": _number(int, clip.frame_count),
+            "width": _number(int, clip.width),
+            "height": _number(int, clip.height),
+        },
+    }
+    if with_ahead:
+        ahead = offer.ahead
+        data["ahead"] = None if ahead is None else offer_data(ahead, user=user, with_ahead=False)
+    return data
+
+
+def vote_data(vote) -> dict:
+    """A Vote as VoteOutput gives it."""
+    return {
+        "id": int(vote.id),
+        "assignment": _number(int, vote.assignment_id),
+        "label": Answer(vote.answer).key,
+        "time_ms": _number(int, vote.time_ms),
+        "created_at": _DATETIME.to_representation(vote.created_at),
+        "updated_at": _DATETIME.to_representation(vote.updated_at),
+    }

@@ -31,17 +31,17 @@ from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import Answer
 
 from . import guidelines, priorities, rules, selectors
-from .consensus import consensus_enqueue
+from .consensus import consensus_enqueue, consensus_message
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
 from .statements import (
-    ANSWERED,
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
     COUNT_SERVED,
     EXPIRE_LEASES,
     LOCKED_CANDIDATES,
+    VOTE_STORED,
     Statement,
 )
 
@@ -495,19 +495,25 @@ def assignment_answer(
                 raise Conflict("This clip was skipped; it cannot be answered.", code="skipped")
             if assignment.state == Assignment.State.ANSWERED:
                 return _answer_again(assignment=assignment, user=user, answer=answer)
-            vote = Vote.objects.create(
-                campaign_id=assignment.campaign_id, task_id=assignment.task_id,
-                annotator_id=user.pk, assignment_id=assignment.pk, answer=answer, time_ms=time_ms,
-            )  # fmt: skip
             # An expired lease already gave its slot back when a claim marked it expired.
             freed = int(assignment.state == Assignment.State.ACTIVE and assignment.holds_slot)
             # The vote and its count change together: a claim never sees a vote without its
-            # slot or a slot freed before the vote counts (see ASSIGNMENT.md).
-            ANSWERED.rows(
-                {"assignment": assignment.pk, "task": assignment.task_id, "freed": freed,
-                 "at": vote.created_at},
+            # slot or a slot freed before the vote counts (see ASSIGNMENT.md). The task is
+            # marked stale in the same statement (see consensus_enqueue).
+            at = timezone.now()
+            params = {
+                "campaign": assignment.campaign_id, "task": assignment.task_id, "user": user.pk,
+                "assignment": assignment.pk, "answer": answer, "time_ms": time_ms, "at": at,
+                "freed": freed,
+            }  # fmt: skip
+            (vote_id,) = VOTE_STORED.rows(params)[0]
+            vote = Vote(
+                id=vote_id, campaign_id=assignment.campaign_id, task_id=assignment.task_id,
+                annotator_id=user.pk, assignment_id=assignment.pk, answer=answer,
+                time_ms=time_ms, created_at=at, updated_at=at,
             )  # fmt: skip
-            consensus_enqueue(task_id=assignment.task_id)
+            vote._state.adding = False
+            consensus_message(task_id=assignment.task_id)
             return AnswerResult(vote=vote, created=True)
     except IntegrityError:
         # Only a vote on this clip stored outside this assignment gets here.

@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import Assignment, ConsensusStatus, Membership, Task, Vote
@@ -422,6 +423,51 @@ SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
 WHERE id = %(task)s
 """,
     _answered,
+)
+
+
+def _vote_stored(params: dict) -> list[tuple]:
+    with transaction.atomic():
+        vote = Vote.objects.create(
+            campaign_id=params["campaign"], task_id=params["task"], annotator_id=params["user"],
+            assignment_id=params["assignment"], answer=params["answer"],
+            time_ms=params["time_ms"], created_at=params["at"], updated_at=params["at"],
+        )  # fmt: skip
+        Vote.objects.filter(pk=vote.pk).update(created_at=params["at"], updated_at=params["at"])
+        _answered(params)
+        Task.objects.filter(pk=params["task"]).update(
+            consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
+        )
+    return [(vote.pk,)]
+
+
+# An answer in one round trip (in the caller's transaction, which holds the assignment's row
+# lock): store the vote, close the lease, count the vote, and mark the task's consensus stale
+# with its ``vote_seq`` bumped (consensus.consensus_enqueue's mark), so that a lost consensus
+# message is caught up by the sweep. Returns the vote's id. A second vote of the user on the
+# task fails on the unique constraint, leaving nothing behind.
+VOTE_STORED = Statement(
+    "lsf_vote_stored",
+    """
+WITH vote AS (
+    INSERT INTO annotations_vote
+        (campaign_id, task_id, annotator_id, assignment_id, answer, time_ms, is_valid,
+         created_at, updated_at)
+    VALUES (%(campaign)s, %(task)s, %(user)s, %(assignment)s, %(answer)s, %(time_ms)s, TRUE,
+            %(at)s, %(at)s)
+    RETURNING id
+), closed AS (
+    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
+    WHERE id = %(assignment)s
+), counted AS (
+    UPDATE annotations_task
+    SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s,
+        consensus_stale = TRUE, vote_seq = vote_seq + 1, updated_at = statement_timestamp()
+    WHERE id = %(task)s
+)
+SELECT id FROM vote
+""",
+    _vote_stored,
 )
 
 

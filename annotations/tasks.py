@@ -12,6 +12,23 @@ def update_consensus(task_id: int) -> int:
     return consensus.consensus_catch_up(task_id=task_id)
 
 
+@shared_task(name="annotations.update_consensus_stale", acks_late=True)
+def update_consensus_stale(task_ids: list[int] | None = None) -> int:
+    """Bring the consensus of the tasks voted on since the last such message up to date (the
+    ids wait in Redis, or come with the message when tasks run eagerly). Tasks another
+    transaction holds are handed back, to a message a moment later."""
+    from labelstudio_ferv.queue import pending_taken, send_once
+
+    ids = sorted(set(task_ids or []) | set(pending_taken("annotations.update_consensus_stale")))
+    done, busy = consensus.consensus_update_many(task_ids=ids)
+    if busy and update_consensus_stale.app.conf.task_always_eager:
+        # Run in the caller's process: nothing would run a later message meanwhile.
+        done += consensus.consensus_update_many(task_ids=busy, wait=True)[0]
+    elif busy:
+        send_once("annotations.update_consensus_stale", *busy, countdown=0.2)
+    return done
+
+
 @shared_task(name="annotations.sweep_consensus")
 def sweep_consensus() -> int:
     """Catch up tasks whose per-vote consensus message never ran (run by beat)."""

@@ -35,7 +35,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from common import ROOT, Worker, ensure_database
+from common import ROOT, Worker, children, ensure_database, rss_mb
+from floor import CpuMeter, harness_state, run_floor, run_harness, summarise
 
 CAMPAIGN = "bench-load"
 RUNS = ("latency", "capacity", "capacity_answer_and_next", "latency_answer_and_next")
@@ -282,32 +283,23 @@ def drive(annotators: list[Annotator], *, seconds: float, combined: bool, rate: 
     return rec
 
 
-def cpu_seconds(groups: dict[str, int]) -> Counter:
-    """Return the CPU seconds used so far by each process group, PostgreSQL and this process.
+def rss_mb_tree(pid: int) -> float:
+    """Return the summed peak resident memory of a process and its children, in MiB."""
+    return sum(rss_mb(p) for p in [pid, *children(pid)])
 
-    ``groups`` maps a name to a process group id (gunicorn, the worker: each runs in its own).
-    PostgreSQL counts the whole server, other databases' sessions included.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    used: Counter = Counter()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+
+def pss_mb_tree(pid: int) -> float:
+    """Return the summed proportional set size of a process and its children, in MiB: the
+    memory they use together (pages shared between them, as after a fork, counted once)."""
+    total = 0
+    for p in [pid, *children(pid)]:
         try:
-            text = stat.read_text()
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
         except OSError:
-            continue
-        comm = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        pid, pgrp = int(stat.parent.name), int(fields[2])
-        # Own time plus that of children already reaped: PostgreSQL backends come and go.
-        seconds = sum(int(f) for f in fields[11:15]) / tick
-        name = next((n for n, g in groups.items() if g == pgrp), None)
-        if name is None and comm.startswith("postgres"):
-            name = "postgres"
-        if name is None and pid == os.getpid():
-            name = "load"
-        if name:
-            used[name] += seconds
-    return used
+            pass
+    return total / 1024
 
 
 # --------------------------------------------------------------------------------- checks
@@ -321,7 +313,7 @@ def queue_length(queue: str) -> int:
 
 
 def check_invariants(
-    campaign, accepted: list[tuple[int, str]], *, consensus_done: bool
+    campaign, accepted: list[tuple[int, str]], *, consensus_done: bool, model=None
 ) -> dict[str, int]:
     """Count violations of the assignment rules in the database (0 everywhere is a pass).
 
@@ -332,6 +324,12 @@ def check_invariants(
     from django.db import connection
 
     from annotations.agreement import COLLECTING, decide
+    from annotations.consensus import confidence_decide
+    from annotations.models import Campaign
+
+    # A confidence campaign is replayed with the model its votes were decided with (``model``:
+    # the one stored before the bulk recompute; none is fitted during the runs).
+    confidence = campaign.aggregation == Campaign.Aggregation.CONFIDENCE
 
     found: dict[str, int] = {}
     with connection.cursor() as cursor:
@@ -368,7 +366,7 @@ def check_invariants(
         # counting the votes that were valid then (a vote of a batch found Unacceptable later
         # counted until it was invalidated).
         cursor.execute(
-            "SELECT v.task_id, v.answer, v.created_at, v.invalidated_at"
+            "SELECT v.task_id, v.answer, v.created_at, v.invalidated_at, v.annotator_id"
             " FROM annotations_vote v JOIN annotations_task t ON t.id = v.task_id"
             " WHERE v.campaign_id = %(c)s AND NOT t.is_gold"
             " ORDER BY v.task_id, v.created_at, v.id",
@@ -379,14 +377,25 @@ def check_invariants(
             per_task[task_id].append(tuple(vote))
         unneeded = 0
         for votes in per_task.values():
-            for k, (_answer, at, _gone) in enumerate(votes):
-                counts = np.zeros((1, 8), dtype=np.int64)
-                for answer, _, gone in votes[:k]:
-                    if gone is None or gone > at:
+            for k, (_answer, at, _gone, _who) in enumerate(votes):
+                valid = [(a, w) for a, _, gone, w in votes[:k] if gone is None or gone > at]
+                if confidence:
+                    status, _, _, needed, _ = confidence_decide(
+                        model, np.zeros(len(valid), dtype=np.int64),
+                        np.array([w for _, w in valid], dtype=np.int64),
+                        np.array([a for a, _ in valid], dtype=np.int64),
+                        np.array([len(valid)]), np.array([campaign.votes_per_clip]),
+                        np.array([campaign.max_votes]), campaign.target_precision,
+                    )  # fmt: skip
+                    counts = np.array([[len(valid)]])
+                else:
+                    counts = np.zeros((1, 8), dtype=np.int64)
+                    for answer, _ in valid:
                         counts[0, answer] += 1
-                status, _, _, needed = decide(
-                    counts, campaign.votes_per_clip, campaign.max_votes, campaign.min_agreement
-                )
+                    status, _, _, needed = decide(
+                        counts, campaign.votes_per_clip, campaign.max_votes,
+                        campaign.min_agreement,
+                    )  # fmt: skip
                 if status[0] != COLLECTING or counts.sum() >= needed[0]:
                     unneeded += 1
         found["votes_not_needed"] = unneeded
@@ -436,6 +445,12 @@ def main() -> None:
         help="Niceness of the consensus worker (10: the web's requests come first).",
     )
     parser.add_argument("--port", type=int, default=18741)
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also drive this project and the floor (../shared/floor) with the floor's harness.",
+    )
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -481,15 +496,20 @@ def main() -> None:
             for i, t in enumerate(tokens)
         ]
 
-        groups = {"web": server.proc.pid}
+        meter = CpuMeter()
+        meter.watch_group("web", server.proc.pid)
         if worker is not None:
-            groups["worker"] = worker.proc.pid
+            meter.watch_group("worker", worker.proc.pid)
+        database = connection.settings_dict["NAME"]
+        meter.watch_database("postgres", database)
+        meter.start()
 
         def run(name: str, *, combined: bool, rate: float | None, seconds: float) -> Recorder:
-            before = cpu_seconds(groups)
+            before, load = meter.seconds(), os.times()
             rec = drive(team, seconds=seconds, combined=combined, rate=rate)
-            used = cpu_seconds(groups)
+            used, done = meter.seconds(), os.times()
             used.subtract(before)
+            used["load"] = done.user + done.system - load.user - load.system
             accepted.extend(rec.accepted)
             loops_per_s = rec.loops / rec.elapsed
             per_clip = {k: round(1000 * v / max(rec.loops, 1), 2) for k, v in sorted(used.items())}
@@ -497,7 +517,7 @@ def main() -> None:
             print(f"{name}: {rec.loops} clips in {rec.elapsed:.1f} s = {loops_per_s:.1f}/s")
             for kind in sorted(rec.seconds):
                 print(f"  {kind:16s} {rec.percentiles(kind)}")
-            print(f"  CPU ms per clip: {per_clip}")
+            print(f"  CPU ms per clip: {per_clip}", flush=True)
             if errors:
                 print(f"  non-2xx: {errors}")
             results[name] = {
@@ -508,11 +528,49 @@ def main() -> None:
             results[name].update({k: rec.percentiles(k) for k in rec.seconds})
             return rec
 
+        if args.floor:
+            # The floor's load on this project: its harness, a fresh connection per request.
+            # Accounts of their own, and no gold meanwhile: the harness answers at random,
+            # which the gold checks rightly pause (403), and the annotators of the runs below
+            # must start with a clean record.
+            from django.core.management import call_command
+
+            call_command(
+                "create_annotators", str(campaign.pk), "--count", str(args.annotators),
+                "--prefix", f"{CAMPAIGN}-harness-", "--output", str(work / "harness.json"),
+                verbosity=0,
+            )  # fmt: skip
+            connection.close()
+            state = harness_state(
+                path=work / "ours_state.json", port=args.port, campaign_id=campaign.pk,
+                tokens=[row["token"] for row in json.loads((work / "harness.json").read_text())],
+                database=database,
+            )  # fmt: skip
+            campaign.gold_share = 0.0
+            campaign.save(update_fields=["gold_share"])
+            connection.close()
+            before = meter.seconds()
+            from floor import floor_dir
+
+            side = run_harness(
+                where=floor_dir(), adapter="ours_adapter:OursAdapter", state=state,
+                seconds=args.duration, concurrency=args.annotators, out=work / "ours_load.json",
+            )  # fmt: skip
+            used = meter.seconds()
+            used.subtract(before)
+            results["floor_harness"] = summarise(side, used)
+            campaign.gold_share = 0.05
+            campaign.save(update_fields=["gold_share"])
+            connection.close()
+            print(f"floor harness on this project: {results['floor_harness']}", flush=True)
         run("warm-up", combined=False, rate=None, seconds=min(5.0, args.duration))
         for name in args.runs.split(","):
             combined = name.endswith("answer_and_next")
             rate = args.rate if name.startswith("latency") else None
             run(name, combined=combined, rate=rate, seconds=args.duration)
+        rss = rss_mb_tree(server.proc.pid) + (rss_mb_tree(worker.proc.pid) if worker else 0.0)
+        pss = pss_mb_tree(server.proc.pid) + (pss_mb_tree(worker.proc.pid) if worker else 0.0)
+        meter.stop()
 
         backlog = queue_length(queue)
         # Each message catches up every stale clip, so waiting messages need not mean clips
@@ -531,13 +589,22 @@ def main() -> None:
     import redis
 
     redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).delete(queue)
-    from annotations.consensus import campaign_recompute
+    from annotations.consensus import campaign_recompute, model_load
 
+    model = model_load(campaign_id=campaign.pk)  # what the runs decided with
     began = time.monotonic()
     campaign_recompute(campaign_id=campaign.pk)
     print(f"consensus recomputed in bulk in {time.monotonic() - began:.1f} s", flush=True)
-    violations = check_invariants(campaign, accepted, consensus_done=True)
+    violations = check_invariants(campaign, accepted, consensus_done=True, model=model)
     print(f"invariants: {violations}")
+    floor = {}
+    if args.floor:
+        connection.close()
+        floor = run_floor(
+            clips=args.clips, seconds=args.duration, concurrency=args.annotators,
+            port=args.port + 1, database=f"{connection.settings_dict['NAME']}_floor", work=work,
+        )  # fmt: skip
+        print(f"floor: {floor}", flush=True)
     for name in RUNS:  # runs left out report nothing
         results.setdefault(name, {"loops_per_s": None, "errors": {}})
     latency = results["latency"]
@@ -564,10 +631,35 @@ def main() -> None:
         "answers_checked": len(accepted),
         "consensus_backlog": backlog,
         "consensus_stale_clips": stale,
-        "non_2xx": sum(sum(r["errors"].values()) for r in results.values()),
+        "non_2xx": sum(
+            sum(r["errors"].values()) for r in results.values() if isinstance(r["errors"], dict)
+        ),
         "violations": violations,
         "invariant_violations": sum(violations.values()),
+        "rss_mb_web_plus_worker": round(rss, 1),
+        "pss_mb_web_plus_worker": round(pss, 1),
     }
+    two_request = results["capacity"]["loops_per_s"]
+    one_request = results["capacity_answer_and_next"]["loops_per_s"]
+    if two_request and one_request:
+        summary["answer_and_next_over_two_request"] = round(one_request / two_request, 2)
+    if floor:
+        ours = results["floor_harness"]
+        summary.update(
+            {
+                "floor_harness_loops_per_s": ours["loops_per_s"],
+                "floor_loops_per_s": floor["loops_per_s"],
+                "floor_ratio": round(ours["loops_per_s"] / floor["loops_per_s"], 3),
+                "cpu_s_per_loop": ours["cpu_s_per_loop"],
+                "cpu_ms_per_loop": ours["cpu_ms_per_loop"],
+                "floor_cpu_s_per_loop": floor["cpu_s_per_loop"],
+                "floor_cpu_ms_per_loop": floor["cpu_ms_per_loop"],
+                "cpu_over_floor": round(ours["cpu_s_per_loop"] / floor["cpu_s_per_loop"], 2),
+                "floor_harness_p99_loop_ms": ours["p99_loop_ms"],
+                "floor_p99_loop_ms": floor["p99_loop_ms"],
+                "floor_harness_errors": ours["errors"],
+            }
+        )
     print(json.dumps(summary))
 
 

@@ -117,3 +117,97 @@ def enqueue_on_commit(
     transaction.on_commit(
         lambda: send_now(task_name, *args, on_unavailable=on_unavailable, **options)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# One waiting message for many events
+
+
+# A pending mark outlives a lost message (a broker restart, a worker killed before it started)
+# by at most this long; the work it stood for is caught up by its catch-up path meanwhile.
+PENDING_TTL_S = 5
+_redis_client = None
+
+
+def _keys(task_name: str) -> tuple[str, str]:
+    """The pending mark and the set of waiting items of a task (per queue)."""
+    base = f"lsf:pending:{app.conf.task_default_queue}:{task_name}"
+    return base, base + ":items"
+
+
+def _redis():
+    """The broker's Redis, for the pending marks (None when the broker is not Redis)."""
+    global _redis_client
+    if _redis_client is None:
+        url = app.conf.broker_url or ""
+        if not url.startswith(("redis://", "rediss://")):
+            return None
+        import redis
+
+        timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("socket_timeout", 1.0)
+        _redis_client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return _redis_client
+
+
+def send_once(task_name: str, *items: int, **options: Any) -> bool:
+    """Add ``items`` to the task's waiting set and publish ``task_name()`` unless a message is
+    already waiting; say if the items are in the broker's hands.
+
+    Without a Redis broker (eager tasks, the embedded default) the message carries the items:
+    ``task_name(items)``.
+    """
+    client = None if _task(task_name).app.conf.task_always_eager else _redis()
+    if client is None:
+        return send_now(task_name, list(items), **options)
+    if broker_skipped():
+        return False
+    mark, waiting = _keys(task_name)
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(waiting, *items)
+        pipe.set(mark, 1, nx=True, ex=PENDING_TTL_S)
+        _, first = pipe.execute()
+    except Exception:
+        _open_breaker()
+        logger.warning("could not add %s%s to the waiting set", task_name, items, exc_info=True)
+        return False
+    if not first:
+        return True  # a message is waiting, and takes the items when it starts
+    if send_now(task_name, **options):
+        return True
+    try:
+        client.delete(mark)  # the next event tries again (the breaker is open meanwhile)
+    except Exception:
+        logger.warning("could not clear the pending mark of %s", task_name, exc_info=True)
+    return False
+
+
+def enqueue_once_on_commit(task_name: str, item: int) -> None:
+    """After commit, hand ``item`` (an id) to ``task_name``, publishing a message only when none
+    is waiting: one message does for every item added before its task starts.
+
+    The task calls ``pending_taken(task_name)`` first thing: it clears the pending mark, then
+    takes the waiting items, so an item added after that sends a new message. Items lost with
+    the broker are left to the work's catch-up path, as with ``enqueue_on_commit``.
+    """
+    transaction.on_commit(lambda: send_once(task_name, item))
+
+
+def pending_taken(task_name: str) -> list[int]:
+    """Clear the task's pending mark, then take and return its waiting items."""
+    client = _redis()
+    if client is None:
+        return []
+    mark, waiting = _keys(task_name)
+    try:
+        client.delete(mark)
+        pipe = client.pipeline(transaction=True)
+        pipe.smembers(waiting)
+        pipe.delete(waiting)
+        members, _ = pipe.execute()
+    except Exception:
+        logger.warning("could not take the waiting items of %s", task_name, exc_info=True)
+        return []
+    return sorted(int(m) for m in members)
