@@ -65,6 +65,16 @@ def _membership(*, campaign_id: int, user_id: int) -> Membership | None:
     if row is None:
         return None
     n = len(m_names)
-    membership = Membership.from_db(connection.alias, m_names, list(row[:n]))
-    membership.campaign = Campaign.from_db(connection.alias, c_names, list(row[n:]))
+    membership = Membership.from_db(connection.alias, m_names, _decoded(Membership, row[:n]))
+    membership.campaign = Campaign.from_db(connection.alias, c_names, _decoded(Campaign, row[n:]))
     return membership
+
+
+def _decoded(model, values) -> list:
+    """Apply each field's database converter (a JSON field arrives as text from a plain query)."""
+    out = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        if value is not None and hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, connection)
+        out.append(value)
+    return out
