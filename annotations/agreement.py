@@ -786,7 +786,7 @@ class TrustSettings:
     strength: float = NEWCOMER_STRENGTH
     temper: float = 1.0
     pass_share: float = PASS_PRIOR
-    pooled: bool = True
+    pooled: bool = False
     # Pseudo-votes at the crowd's accuracy that each group's (scene's) accuracy starts from;
     # 0 turns the scene term off.
     group_strength: float = 50.0
@@ -875,8 +875,11 @@ class TrustModelArrays:
         if self.group_shift is not None and vote_group is not None:
             groups = np.asarray(vote_group, dtype=np.int64)
             known = (groups >= 0) & (groups < len(self.group_shift))
-            shift = np.where(known, self.group_shift[np.clip(groups, 0, None) % max(
-                len(self.group_shift), 1)], 0.0)
+            shift = np.where(
+                known,
+                self.group_shift[np.clip(groups, 0, None) % max(len(self.group_shift), 1)],
+                0.0,
+            )
         return tempered_log_joint(
             clip_idx, worker_idx, answer, n_clips, self.confusion, self.priors,
             self.settings.temper, shift,
@@ -961,9 +964,7 @@ def tempered_log_joint(
         with np.errstate(divide="ignore", over="ignore"):
             right = 1.0 / (1.0 + np.exp(-(np.log(diag / (1 - diag)) + shift)))
             hit = np.arange(k)[:, None] == ans[None, :]
-            per_vote = np.where(
-                hit, np.log(right), per_vote + np.log1p(-right) - np.log1p(-diag)
-            )
+            per_vote = np.where(hit, np.log(right), per_vote + np.log1p(-right) - np.log1p(-diag))
     per_vote = per_vote * temper
     joint = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in per_vote])
     return np.ascontiguousarray((joint + log_prior[:, None]).T)
@@ -1011,9 +1012,7 @@ def decide_confident(
     for review: no vote is asked that cannot settle it.
     """
     post = _normalise_log(np.asarray(joint, dtype=np.float64))
-    status, label, conf, votes_needed = decide_by_posterior(
-        post, total, needed, max_votes, target
-    )
+    status, label, conf, votes_needed = decide_by_posterior(post, total, needed, max_votes, target)
     n = len(status)
     total = np.broadcast_to(np.asarray(total, dtype=np.int64), (n,))
     cap = np.broadcast_to(np.asarray(max_votes, dtype=np.int64), (n,))

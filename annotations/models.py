@@ -449,6 +449,12 @@ class TrustModel(models.Model):
     campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="trust_model")
     # The prior over the 7 classes and PASS (unlabellable), in Answer order.
     priors = models.JSONField(default=list)
+    # What an annotator without fitted votes is believed to answer (8 x 8), and each scene's
+    # shift of the log-odds of a right answer ({scene id: shift}); see AGGREGATION.md.
+    newcomer = models.JSONField(default=list, blank=True)
+    scene_shift = models.JSONField(default=dict, blank=True)
+    # Valid votes the last fit saw: beat refits once the campaign has many more.
+    votes_at_fit = models.PositiveIntegerField(default=0)
     fitted_at = models.DateTimeField(null=True, blank=True)
     recomputes = models.PositiveIntegerField(default=0)
     # Decisions (status or label) the last recompute changed, and all recomputes together:

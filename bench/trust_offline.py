@@ -26,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from annotations import agreement  # noqa: E402
 from simulate import Annotator, cell_weights  # noqa: E402
+
+from annotations import agreement  # noqa: E402
 
 N = 8
 KINDS = (
@@ -212,8 +213,18 @@ def run(
         "votes_per_trusted_clip": round(plain_votes / max(1, trusted.sum()), 3),
         "disputed_share": round(float(((status == 2) & plain).sum() / plain.sum()), 4),
         "collecting_share": round(float(((status == 0) & plain).sum() / plain.sum()), 4),
-        "unsettleable_votes": _unsettleable(votes, v_worker, v_answer, valid, fitted, plain,
-                                            votes_per_clip, max_votes, target, scene_of),
+        "unsettleable_votes": _unsettleable(
+            votes,
+            v_worker,
+            v_answer,
+            valid,
+            fitted,
+            plain,
+            votes_per_clip,
+            max_votes,
+            target,
+            scene_of,
+        ),
         "shifts": None if fitted.group_shift is None else np.round(fitted.group_shift, 2).tolist(),
         "hard": [hard[s] for s in scenes],
         "spammer_answers_at_pause": sorted(answers_at_pause.get(w, -1) for w in spam),
