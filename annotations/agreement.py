@@ -1053,7 +1053,7 @@ def qualification_state(
     most ``pass_confidence`` (the accuracy is more likely above the line than below); in
     between another gold clip is asked, up to twice ``clips``, where the benefit of the doubt
     is given: QUALIFIED (the continuous gold check still watches them). With the defaults and
-    10 clips: 0-2 right fails, 5 or more passes, 3-4 asks more.
+    10 clips: 0-1 right of 10 fails, 4 or more passes, 2-3 asks more (3 of 14 fails).
     """
     if clips <= 0:
         return QUALIFIED

@@ -46,6 +46,11 @@ class Campaign(models.Model):
         default=20,
         help_text="Answers after which a gold clip is retired and replaced (0: never retired).",
     )
+    qualification_clips = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="A newcomer's first clips are gold with the right answer shown after each; "
+        "real clips come after passing (0: no qualification).",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long an assignment holds its clip for an annotator."
     )
@@ -135,6 +140,8 @@ class Membership(models.Model):
     # confidently below the line): ``next/`` refuses them until a reviewer reinstates them.
     # Every pause and reinstatement is recorded in ``AnnotatorPause``.
     paused_at = models.DateTimeField(null=True, blank=True)
+    # When the member passed the campaign's qualification (None: not yet, or none asked).
+    qualified_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
