@@ -38,13 +38,19 @@ _lock = threading.Lock()
 PUBLISH_ERRORS = (BrokerUnavailable, OSError, socket.timeout, TimeoutError)
 
 
+_import_lock = threading.Lock()
+
+
 def _task(name: str):
     """Return the registered task called ``name`` (importing every app's tasks on first use)."""
     try:
         return app.tasks[name]
     except KeyError:
-        app.loader.import_default_modules()
-        return app.tasks[name]
+        # One thread at a time: a gthread worker's first requests all land here at once, and a
+        # thread looking while another is still importing the tasks modules found none.
+        with _import_lock:
+            app.loader.import_default_modules()
+            return app.tasks[name]
 
 
 def broker_skipped() -> bool:
