@@ -49,6 +49,71 @@ class StatisticsView(APIView):
         )
 
 
+_PairSignal = inline_serializer(
+    "CollusionSignal",
+    {
+        "annotators": serializers.ListField(child=serializers.CharField()),
+        "annotator_ids": serializers.ListField(child=serializers.IntegerField()),
+        "shared_clips": serializers.IntegerField(),
+        "agreed": serializers.IntegerField(help_text="Shared clips with the same answer."),
+        "expected": serializers.FloatField(
+            help_text="Same answers expected from their confusions if independent."
+        ),
+        "z": serializers.FloatField(),
+        "flagged": serializers.BooleanField(),
+    },
+    many=True,
+)
+_FatigueSignal = inline_serializer(
+    "FatigueSignal",
+    {
+        "annotator": serializers.CharField(),
+        "annotator_id": serializers.IntegerField(),
+        "checked_votes": serializers.IntegerField(
+            help_text="Votes on gold or settled clips, checked against the reference."
+        ),
+        "accuracy_first_half": serializers.FloatField(),
+        "accuracy_second_half": serializers.FloatField(),
+        "accuracy_by_quarter": serializers.ListField(child=serializers.FloatField()),
+        "z": serializers.FloatField(),
+        "flagged": serializers.BooleanField(),
+    },
+    many=True,
+)
+SignalsOutput = inline_serializer(
+    "CampaignSignalsOut",
+    {
+        "computed_at": serializers.DateTimeField(allow_null=True),
+        "collusion": _PairSignal,
+        "fatigue": _FatigueSignal,
+        "rules": serializers.DictField(help_text="The thresholds the flags used."),
+    },
+)
+
+
+class SignalsView(APIView):
+    """Collusion and fatigue signals, from the latest statistics refresh (see AGGREGATION.md).
+
+    Pairs of annotators who agree far more than their confusions explain on shared clips, and
+    annotators whose checked accuracy fell from the first half of their votes to the second,
+    each with the evidence. Empty lists until the statistics are first computed.
+    """
+
+    @extend_schema(responses={200: SignalsOutput, **ERRORS}, summary="Collusion and fatigue")
+    def get(self, request: Request, campaign_id: int) -> Response:
+        access_campaign(user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER)
+        stats = CampaignStatistics.objects.filter(campaign_id=campaign_id).first()
+        signals = (stats.data or {}).get("signals", {}) if stats else {}
+        return Response(
+            {
+                "computed_at": stats.computed_at if stats else None,
+                "collusion": signals.get("collusion", []),
+                "fatigue": signals.get("fatigue", []),
+                "rules": signals.get("rules", {}),
+            }
+        )
+
+
 class StatisticsRefreshView(APIView):
     """Have a worker recompute the campaign's statistics now."""
 
