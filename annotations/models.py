@@ -46,6 +46,11 @@ class Campaign(models.Model):
         default=20,
         help_text="Answers after which a gold clip is retired and replaced (0: never retired).",
     )
+    audit_share = models.FloatField(
+        default=0.02,
+        help_text="Share of trusted clips sampled into the blind audit (reviewers label them "
+        "without seeing votes; their answers measure precision).",
+    )
     qualification_clips = models.PositiveSmallIntegerField(
         default=10,
         help_text="A newcomer's first clips are gold with the right answer shown after each; "
@@ -685,3 +690,22 @@ class AuditEntry(models.Model):
             action=action,
             details=details,
         )
+
+
+class AuditAnswer(models.Model):
+    """A reviewer's blind answer on a trusted clip sampled for the audit (see AGGREGATION.md):
+    the reviewer saw the clip, not its votes or label. Compared with the clip's label, the
+    answers measure the precision of trusted labels."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="audit_answer")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answer = models.PositiveSmallIntegerField()
+    # The clip's label when the reviewer answered (a later review may change it).
+    label_then = models.PositiveSmallIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"audit of task {self.task_id}"

@@ -138,11 +138,28 @@ function drawSignals(signals) {
   );
 }
 
+// The blind audit (issue 14): reviewers' answers on sampled trusted clips, with Wilson intervals.
+function drawAudit(audit) {
+  const box = document.getElementById("audit");
+  if (!box || !audit) return;
+  const interval = (r) => (r.interval_95 ? `${pct(r.interval_95[0])}–${pct(r.interval_95[1])}` : "—");
+  const rows = [{ name: "All trusted clips", ...audit }, ...(audit.per_scenario || []), ...(audit.per_scene || [])];
+  box.replaceChildren(
+    el("p", { text: `${audit.audited} of ${audit.sampled} sampled clips audited (${pct(audit.share)} of trusted clips).` }),
+    el("table", { class: "table", id: "audit-precision" },
+      el("thead", {}, el("tr", {}, ...["Group", "Audited", "Right", "Precision", "95% interval"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...rows.filter((r) => r.audited).map((r) => el("tr", {},
+        el("td", { text: r.name }), el("td", { text: String(r.audited) }), el("td", { text: String(r.right) }),
+        el("td", { text: pct(r.precision) }), el("td", { text: interval(r) }))))),
+  );
+}
+
 async function loadStats() {
   try {
     const { data } = await api("GET", base + "statistics/");
     drawStats(data);
     drawSignals(data && data.data ? data.data.signals : null);
+    drawAudit(data && data.data ? data.data.audit : null);
     return data;
   } catch (err) {
     showMessage(explain(err));
