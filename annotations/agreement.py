@@ -764,3 +764,331 @@ def decide_by_posterior(
     label = np.where(status == TRUSTED, top, -1).astype(np.int8)
     votes_needed = np.where(unsure & ~at_cap, total + 1, need).astype(np.int64)
     return status, label, confidence, votes_needed
+
+
+# --------------------------------------------------------------------------------------------
+# The confidence rule's model: settings, fit, decision and the unsettleable stop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """How the confidence rule turns votes into a posterior (see AGGREGATION.md).
+
+    ``accuracy`` and ``strength``: the newcomer prior (``prior_confusion``), also the
+    pseudo-answers every fitted confusion row starts from. ``temper``: the power each vote's
+    likelihood is raised to (1 = votes fully independent given the state; below 1 a vote counts
+    for less, because annotators err together on hard clips: a harder scene misleads everyone
+    at once). ``pass_share``: the PASS prior before the first fit.
+    """
+
+    accuracy: float = NEWCOMER_ACCURACY
+    strength: float = NEWCOMER_STRENGTH
+    temper: float = 1.0
+    pass_share: float = PASS_PRIOR
+    pooled: bool = False
+    # Pseudo-votes at the crowd's accuracy that each group's (scene's) accuracy starts from;
+    # 0 turns the scene term off.
+    group_strength: float = 50.0
+
+    def newcomer(self, n_states: int) -> NDArray[np.float64]:
+        table = prior_confusion(n_states, self.accuracy, self.strength)
+        return table / table.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class TrustModelArrays:
+    """A fitted model of a campaign as arrays: the state prior and each worker's confusion."""
+
+    priors: NDArray[np.float64]
+    confusion: NDArray[np.float64]  # workers x K x K
+    settings: TrustSettings = field(default_factory=TrustSettings)
+    # What a worker without fitted votes is believed to answer (K x K, rows sum to 1).
+    newcomer: NDArray[np.float64] | None = None
+    # Per group of clips (scene): the shift of every voter's log-odds of answering right there.
+    group_shift: NDArray[np.float64] | None = None
+
+    def __post_init__(self) -> None:
+        if self.newcomer is None:
+            self.newcomer = self.settings.newcomer(len(self.priors))
+
+    @classmethod
+    def newcomers(
+        cls, n_workers: int, settings: TrustSettings, n_states: int = 8
+    ) -> "TrustModelArrays":
+        """The model before any fit: the default prior, every worker a newcomer."""
+        conf = np.broadcast_to(settings.newcomer(n_states), (n_workers, n_states, n_states))
+        return cls(default_priors(n_states, settings.pass_share), conf.copy(), settings)
+
+    @classmethod
+    def fit(
+        cls,
+        clip_idx: ArrayLike,
+        worker_idx: ArrayLike,
+        answer: ArrayLike,
+        n_clips: int,
+        n_workers: int,
+        gold: ArrayLike | None,
+        settings: TrustSettings,
+        n_states: int = 8,
+        clip_group: ArrayLike | None = None,
+        n_groups: int = 0,
+    ) -> "TrustModelArrays":
+        """Fit the prior and the confusions with Dawid-Skene from the newcomer prior, and
+        with ``clip_group`` (each clip's scene) each group's accuracy shift."""
+        if not len(np.asarray(clip_idx)):
+            return cls.newcomers(n_workers, settings, n_states)
+        prior = prior_confusion(n_states, settings.accuracy, settings.strength)
+        newcomer = prior / prior.sum(axis=1, keepdims=True)
+        if settings.pooled:
+            # The crowd as one worker first: its confusion (which classes people mix up) is
+            # what a newcomer is believed to answer and the prior every worker's rows start from.
+            crowd = dawid_skene(
+                clip_idx, np.zeros(len(np.asarray(clip_idx)), dtype=np.int64), answer,
+                n_clips=n_clips, n_workers=1, n_classes=n_states, gold=gold,
+                confusion_prior=prior,
+            )  # fmt: skip
+            newcomer = crowd.confusion[0]
+            prior = newcomer * settings.strength
+        result = dawid_skene(
+            clip_idx, worker_idx, answer, n_clips=n_clips, n_workers=n_workers,
+            n_classes=n_states, gold=gold, confusion_prior=prior,
+        )  # fmt: skip
+        shift = None
+        if clip_group is not None and settings.group_strength > 0 and n_groups:
+            shift = group_shifts(
+                result.posteriors, clip_idx, answer, clip_group, n_groups,
+                settings.group_strength,
+            )  # fmt: skip
+        return cls(result.priors, result.confusion, settings, newcomer, shift)
+
+    def log_joint(
+        self,
+        clip_idx: ArrayLike,
+        worker_idx: ArrayLike,
+        answer: ArrayLike,
+        n_clips: int,
+        vote_group: ArrayLike | None = None,
+    ) -> NDArray[np.float64]:
+        """Each clip's log prior plus its tempered vote log-likelihoods (n_clips x K)."""
+        shift = None
+        if self.group_shift is not None and vote_group is not None:
+            groups = np.asarray(vote_group, dtype=np.int64)
+            known = (groups >= 0) & (groups < len(self.group_shift))
+            shift = np.where(
+                known,
+                self.group_shift[np.clip(groups, 0, None) % max(len(self.group_shift), 1)],
+                0.0,
+            )
+        return tempered_log_joint(
+            clip_idx, worker_idx, answer, n_clips, self.confusion, self.priors,
+            self.settings.temper, shift,
+        )  # fmt: skip
+
+    def decide(
+        self,
+        clip_idx: ArrayLike,
+        worker_idx: ArrayLike,
+        answer: ArrayLike,
+        total: ArrayLike,
+        needed: ArrayLike | int,
+        max_votes: ArrayLike | int,
+        target: float,
+        vote_group: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
+        """The confidence rule with the unsettleable stop (``decide_confident``)."""
+        total = np.asarray(total, dtype=np.int64)
+        joint = self.log_joint(clip_idx, worker_idx, answer, len(total), vote_group)
+        return decide_confident(
+            joint, total, needed, max_votes, target, self.newcomer, self.settings.temper
+        )
+
+    def can_settle(
+        self,
+        worker_idx: ArrayLike,
+        answer: ArrayLike,
+        max_votes: int,
+        target: float,
+        group: int = -1,
+    ) -> bool:
+        """Whether one clip with these votes could still reach ``target`` before the cap."""
+        worker = np.asarray(worker_idx, dtype=np.int64)
+        joint = self.log_joint(
+            np.zeros(len(worker), dtype=np.int64), worker, answer, 1, np.full(len(worker), group)
+        )
+        best = best_case_confidence(
+            joint, max(0, max_votes - len(worker)), self.newcomer, self.settings.temper
+        )
+        return bool(best[0] + _SHARE_TOL >= target)
+
+
+def tempered_log_joint(
+    clip_idx: ArrayLike,
+    worker_idx: ArrayLike,
+    answer: ArrayLike,
+    n_clips: int,
+    confusion: ArrayLike,
+    priors: ArrayLike,
+    temper: float = 1.0,
+    vote_shift: ArrayLike | None = None,
+) -> NDArray[np.float64]:
+    """Return each clip's unnormalised log posterior (n_clips x K): log prior plus ``temper``
+    times the sum of its votes' log confusion entries. Zero entries give -inf.
+
+    ``vote_shift`` (one per vote, the vote's scene term) moves the voter's log-odds of
+    answering right: under state k the vote is right with probability
+    sigmoid(logit(confusion[w, k, k]) + shift), and its wrong answers keep their proportions.
+    Raise
+    ValueError on shapes that do not match, an index out of range or ``temper`` outside
+    (0, 1]."""
+    if not 0.0 < temper <= 1.0:
+        raise ValueError("temper must lie in (0, 1]")
+    conf = np.asarray(confusion, dtype=np.float64)
+    prior = np.asarray(priors, dtype=np.float64)
+    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or prior.shape != (conf.shape[1],):
+        raise ValueError("confusion must be W x K x K and priors K")
+    n_workers, k = conf.shape[0], conf.shape[1]
+    n_clips = operator.index(n_clips)
+    clip = _as_index(clip_idx, "clip_idx", max(n_clips, 1))
+    worker = _as_index(worker_idx, "worker_idx", max(n_workers, 1))
+    ans = _as_index(answer, "answer", k)
+    if not clip.shape == worker.shape == ans.shape:
+        raise ValueError("clip_idx, worker_idx and answer must have the same length")
+    with np.errstate(divide="ignore"):
+        log_conf = np.log(conf)
+        log_prior = np.log(prior)
+    per_vote = log_conf[worker, :, ans].T  # [state, vote]
+    if vote_shift is not None:
+        shift = np.broadcast_to(np.asarray(vote_shift, dtype=np.float64), clip.shape)
+        diag = np.clip(conf[worker][:, np.arange(k), np.arange(k)].T, 1e-9, 1 - 1e-9)
+        with np.errstate(divide="ignore", over="ignore"):
+            right = 1.0 / (1.0 + np.exp(-(np.log(diag / (1 - diag)) + shift)))
+            hit = np.arange(k)[:, None] == ans[None, :]
+            per_vote = np.where(hit, np.log(right), per_vote + np.log1p(-right) - np.log1p(-diag))
+    per_vote = per_vote * temper
+    joint = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in per_vote])
+    return np.ascontiguousarray((joint + log_prior[:, None]).T)
+
+
+def _normalise_log(joint: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rows of log weights to probabilities; a row excluding every state falls back to
+    uniform weights over the states the prior allows (handled by the caller's prior)."""
+    peak = joint.max(axis=1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(under="ignore", invalid="ignore"):
+        weights = np.exp(joint - peak)
+    return _normalise(np.nan_to_num(weights), axis=1)
+
+
+def best_case_confidence(
+    joint: NDArray[np.float64], more: ArrayLike, newcomer: NDArray[np.float64], temper: float
+) -> NDArray[np.float64]:
+    """The posterior of each clip's top state if ``more`` further votes (per clip) all named
+    that state, each from a newcomer: the most the votes still to come can do."""
+    joint = np.asarray(joint, dtype=np.float64)
+    more = np.broadcast_to(np.asarray(more, dtype=np.float64), (joint.shape[0],))
+    top = joint.argmax(axis=1) if joint.size else np.zeros(0, dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        log_new = np.log(newcomer)  # [true state, answer]
+    # Each extra vote answers ``top``: under true state k it has probability newcomer[k, top].
+    extra = log_new[:, top].T * (temper * more[:, None])
+    post = _normalise_log(joint + extra)
+    return post[np.arange(len(top)), top] if len(top) else np.zeros(0)
+
+
+def decide_confident(
+    joint: NDArray[np.float64],
+    total: ArrayLike,
+    needed: ArrayLike | int,
+    max_votes: ArrayLike | int,
+    target: float,
+    newcomer: NDArray[np.float64],
+    temper: float = 1.0,
+) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
+    """``decide_by_posterior`` on log joints, plus the unsettleable stop.
+
+    A clip below the target and under its cap that could not reach the target even if every
+    vote left up to the cap named its top state (``best_case_confidence``) is DISPUTED at once,
+    for review: no vote is asked that cannot settle it.
+    """
+    post = _normalise_log(np.asarray(joint, dtype=np.float64))
+    status, label, conf, votes_needed = decide_by_posterior(post, total, needed, max_votes, target)
+    n = len(status)
+    total = np.broadcast_to(np.asarray(total, dtype=np.int64), (n,))
+    cap = np.broadcast_to(np.asarray(max_votes, dtype=np.int64), (n,))
+    need = np.minimum(np.broadcast_to(np.asarray(needed, dtype=np.int64), (n,)), cap)
+    asking = (status == COLLECTING) & (total >= need) & (total < cap)
+    if asking.any():
+        rows = np.flatnonzero(asking)
+        best = best_case_confidence(joint[rows], cap[rows] - total[rows], newcomer, temper)
+        hopeless = rows[best + _SHARE_TOL < target]
+        status[hopeless] = DISPUTED
+        votes_needed[hopeless] = need[hopeless]
+    return status, label, conf, votes_needed
+
+
+def qualification_passed(correct: int, total: int, *, line: float, confidence: float) -> bool:
+    """Whether a newcomer's qualification answers show, with this confidence, an accuracy
+    above ``line``: P(accuracy > line) >= confidence under the Beta posterior."""
+    return 1.0 - accuracy_below(correct, total, line) + _SHARE_TOL >= confidence
+
+
+#: The qualification's verdicts: go on to real work, pause, or ask another gold clip.
+QUALIFIED, NOT_QUALIFIED, QUALIFYING = "qualified", "failed", "qualifying"
+
+
+def qualification_state(
+    correct: int,
+    total: int,
+    *,
+    clips: int,
+    line: float = 0.4,
+    fail_confidence: float = 0.9,
+    pass_confidence: float = 0.5,
+) -> str:
+    """Where a newcomer stands after ``correct`` of ``total`` qualification (gold) answers.
+
+    Before ``clips`` answers: QUALIFYING. Then, with the Beta posterior of ``accuracy_below``:
+    NOT_QUALIFIED when P(accuracy < ``line``) >= ``fail_confidence``; QUALIFIED when it is at
+    most ``pass_confidence`` (the accuracy is more likely above the line than below); in
+    between another gold clip is asked, up to twice ``clips``, where the benefit of the doubt
+    is given: QUALIFIED (the continuous gold check still watches them). With the defaults and
+    10 clips: 0-1 right of 10 fails, 4 or more passes, 2-3 asks more (3 of 14 fails).
+    """
+    if clips <= 0:
+        return QUALIFIED
+    if total < clips:
+        return QUALIFYING
+    below = accuracy_below(correct, total, line)
+    if below + _SHARE_TOL >= fail_confidence:
+        return NOT_QUALIFIED
+    if below <= pass_confidence + _SHARE_TOL or total >= 2 * clips:
+        return QUALIFIED
+    return QUALIFYING
+
+
+def group_shifts(
+    posteriors: ArrayLike,
+    clip_idx: ArrayLike,
+    answer: ArrayLike,
+    clip_group: ArrayLike,
+    n_groups: int,
+    strength: float,
+) -> NDArray[np.float64]:
+    """Each group's (scene's) shift of the log-odds of a right answer, from fitted posteriors.
+
+    A vote's expected rightness is its clip's posterior of the answer given. Per group, the
+    share of right answers, starting from ``strength`` pseudo-votes at the crowd's share,
+    against the crowd's share gives the shift: logit(group share) - logit(crowd share).
+    """
+    post = np.asarray(posteriors, dtype=np.float64)
+    clip = np.asarray(clip_idx, dtype=np.int64)
+    ans = np.asarray(answer, dtype=np.int64)
+    groups = np.asarray(clip_group, dtype=np.int64)[clip]
+    right = post[clip, ans]
+    crowd = float(np.clip(right.mean() if len(right) else 0.5, 1e-6, 1 - 1e-6))
+    ok = groups >= 0
+    mass = np.bincount(groups[ok], weights=right[ok], minlength=n_groups)
+    votes = np.bincount(groups[ok], minlength=n_groups)
+    share = np.clip((mass + strength * crowd) / (votes + strength), 1e-6, 1 - 1e-6)
+    return np.log(share / (1 - share)) - math.log(crowd / (1 - crowd))

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -202,10 +202,14 @@ SELECT task_id, answer, count(*) FROM annotations_vote
 WHERE task_id IN ({ids}) AND is_valid
 GROUP BY task_id, answer
 """
-# The valid votes themselves (a few per task): the confidence rule weighs each by its voter.
+# The valid votes themselves (a few per task) with their clip's scene: the confidence rule
+# weighs each by its voter and the scene's difficulty.
 _TASK_VOTES = """
-SELECT task_id, annotator_id, answer FROM annotations_vote
-WHERE task_id IN ({ids}) AND is_valid
+SELECT v.task_id, v.annotator_id, v.answer, c.scene_id
+FROM annotations_vote v
+JOIN annotations_task t ON t.id = v.task_id
+JOIN clips_clip c ON c.id = t.clip_id
+WHERE v.task_id IN ({ids}) AND v.is_valid
 """
 
 
@@ -225,7 +229,7 @@ def _update_locked(task_ids: list[int]) -> None:
         cursor.execute(_TASK_STATE.format(ids=marks), task_ids)
         rows = cursor.fetchall()
         cursor.execute(_TASK_VOTES.format(ids=marks), task_ids)
-        voted = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 3)
+        voted = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
     if not rows:
         return
     index = {row[0]: i for i, row in enumerate(rows)}
@@ -252,6 +256,7 @@ def _update_locked(task_ids: list[int]) -> None:
             status, label, post_conf, needed, top = confidence_decide(
                 model, local, voted[mine, 1], voted[mine, 2], counts[pick].sum(axis=1),
                 rule.votes_per_clip + extra, rule.max_votes + extra, target,
+                vote_scene=voted[mine, 3],
             )  # fmt: skip
             ds = [
                 (int(t) if t < N_CLASSES else None, float(c))
@@ -363,38 +368,56 @@ def _close_full_batches(task_ids: list[int]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The confidence rule's modelling choices (see AGGREGATION.md, "The model").
+TRUST_SETTINGS = agreement.TrustSettings()
+
+
 @dataclass
 class FittedModel:
-    """The confidence rule's model of a campaign: the state prior and each annotator's
-    confusion (K x K over the classes and PASS); annotators not in ``confusion`` are
-    newcomers and get the prior confusion."""
+    """The confidence rule's model of a campaign: the state prior, each annotator's confusion
+    (K x K over the classes and PASS; annotators not in ``confusion`` are newcomers and get
+    ``newcomer``) and each scene's shift of the log-odds of a right answer (0 if unknown)."""
 
     priors: np.ndarray
     confusion: dict[int, np.ndarray]
+    newcomer: np.ndarray | None = None
+    scene_shift: dict[int, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.newcomer is None:
+            self.newcomer = _newcomer_confusion()
 
     def stack(self, annotators: np.ndarray) -> np.ndarray:
         """Return the confusions of these annotators (W x K x K), newcomers given the prior."""
-        newcomer = _newcomer_confusion()
         if not len(annotators):
             return np.zeros((0, N_ANSWERS, N_ANSWERS))
-        return np.stack([self.confusion.get(int(a), newcomer) for a in annotators.tolist()])
+        return np.stack([self.confusion.get(int(a), self.newcomer) for a in annotators.tolist()])
+
+    def shifts(self, scenes: np.ndarray | None) -> np.ndarray | None:
+        """Each vote's scene term (0 for a scene the fit has not seen)."""
+        if scenes is None or not self.scene_shift:
+            return None
+        return np.array([self.scene_shift.get(int(s), 0.0) for s in scenes.tolist()])
 
 
 def _newcomer_confusion() -> np.ndarray:
-    table = agreement.prior_confusion(N_ANSWERS)
-    return table / table.sum(axis=1, keepdims=True)
+    return TRUST_SETTINGS.newcomer(N_ANSWERS)
 
 
 def model_load(*, campaign_id: int, annotators: np.ndarray | None = None) -> FittedModel:
     """Return the campaign's stored model (the defaults before its first recompute)."""
-    priors = TrustModel.objects.filter(campaign_id=campaign_id).values_list("priors", flat=True)
-    stored = next(iter(priors), None)
     rows = AnnotatorModel.objects.filter(campaign_id=campaign_id)
     if annotators is not None:
         rows = rows.filter(annotator_id__in=[int(a) for a in annotators.tolist()])
+    priors = TrustModel.objects.filter(campaign_id=campaign_id).values_list(
+        "priors", "newcomer", "scene_shift"
+    )
+    stored, newcomer, shift = next(iter(priors), (None, None, None))
     return FittedModel(
         priors=np.array(stored) if stored else agreement.default_priors(N_ANSWERS),
         confusion={a: np.array(c) for a, c in rows.values_list("annotator_id", "confusion")},
+        newcomer=np.array(newcomer) if newcomer else None,
+        scene_shift={int(k): float(v) for k, v in (shift or {}).items()},
     )
 
 
@@ -407,20 +430,23 @@ def confidence_decide(
     needed: np.ndarray,
     cap: np.ndarray,
     target: float,
+    vote_scene: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The confidence rule on some tasks, the same for one vote and for a recompute.
 
-    Return ``(status, label, confidence, votes_needed, top state)``.
+    Return ``(status, label, confidence, votes_needed, top state)``. A clip that even a
+    unanimous remainder of votes up to its cap could not make trusted goes to review at once
+    (``agreement.decide_confident``).
     """
     annotators, worker = np.unique(vote_annotator, return_inverse=True)
-    post = agreement.clip_posteriors(
+    joint = agreement.tempered_log_joint(
         vote_task, worker.reshape(-1), vote_answer, len(total), model.stack(annotators),
-        model.priors,
+        model.priors, TRUST_SETTINGS.temper, model.shifts(vote_scene),
     )  # fmt: skip
-    status, label, conf, votes_needed = agreement.decide_by_posterior(
-        post, total, needed, cap, target
+    status, label, conf, votes_needed = agreement.decide_confident(
+        joint, total, needed, cap, target, model.newcomer, TRUST_SETTINGS.temper
     )
-    top = post.argmax(axis=1) if len(post) else np.zeros(0, dtype=np.int64)
+    top = joint.argmax(axis=1) if len(joint) else np.zeros(0, dtype=np.int64)
     # Rounded: the two paths sum a clip's votes in different orders, which moves the last bits.
     return status, label, np.round(conf, 9), votes_needed, top
 
@@ -432,14 +458,21 @@ def model_fit(*, data: CampaignArrays) -> FittedModel:
     if not len(annotators):
         return FittedModel(priors=agreement.default_priors(N_ANSWERS), confusion={})
     gold = np.where(data.is_gold, data.gold_label, -1)
-    result = agreement.dawid_skene(
-        data.vote_task, worker.reshape(-1), data.vote_answer, n_clips=data.n_tasks,
-        n_workers=len(annotators), n_classes=N_ANSWERS, gold=gold,
-        confusion_prior=agreement.prior_confusion(N_ANSWERS),
+    scenes, clip_scene = np.unique(data.scene_id, return_inverse=True)
+    fit = agreement.TrustModelArrays.fit(
+        data.vote_task, worker.reshape(-1), data.vote_answer, data.n_tasks, len(annotators),
+        gold, TRUST_SETTINGS, N_ANSWERS, clip_group=clip_scene.reshape(-1),
+        n_groups=len(scenes),
     )  # fmt: skip
+    shift = None
+    if fit.group_shift is not None:
+        shift = {int(s): float(v) for s, v in zip(scenes.tolist(), fit.group_shift.tolist(),
+                                                   strict=True)}  # fmt: skip
     return FittedModel(
-        priors=result.priors,
-        confusion={int(a): result.confusion[w] for w, a in enumerate(annotators.tolist())},
+        priors=fit.priors,
+        confusion={int(a): fit.confusion[w] for w, a in enumerate(annotators.tolist())},
+        newcomer=fit.newcomer,
+        scene_shift=shift,
     )
 
 
@@ -448,6 +481,9 @@ def model_store(*, campaign_id: int, model: FittedModel, votes: dict[int, int], 
     with transaction.atomic():
         trust, _ = TrustModel.objects.select_for_update().get_or_create(campaign_id=campaign_id)
         trust.priors = model.priors.tolist()
+        trust.newcomer = np.asarray(model.newcomer).tolist()
+        trust.scene_shift = {str(k): v for k, v in (model.scene_shift or {}).items()}
+        trust.votes_at_fit = sum(votes.values())
         trust.fitted_at = timezone.now()
         trust.recomputes += 1
         trust.last_changes = changes
@@ -498,7 +534,7 @@ def aggregate(*, campaign: Campaign, data: CampaignArrays) -> Aggregate:
         status, label, ds_conf, needed, top = confidence_decide(
             model, data.vote_task, data.vote_annotator, data.vote_answer, counts.sum(axis=1),
             campaign.votes_per_clip + data.extra_votes, campaign.max_votes + data.extra_votes,
-            campaign.target_precision,
+            campaign.target_precision, vote_scene=data.scene_id[data.vote_task],
         )  # fmt: skip
         ds_label = np.where(top < N_CLASSES, top, -1)
     else:
@@ -558,6 +594,34 @@ def dawid_skene_labels(*, data: CampaignArrays) -> tuple[np.ndarray, np.ndarray]
         n_clips=n, n_workers=len(workers), n_classes=N_CLASSES, gold=gold,
     )  # fmt: skip
     return result.labels.astype(np.int64), result.confidence
+
+
+#: A confidence campaign is refitted once its valid votes exceed the last fit's by this share
+#: (and by at least REFIT_MIN_VOTES).
+REFIT_GROWTH = 0.2
+REFIT_MIN_VOTES = 200
+
+
+def campaigns_due_refit() -> list[int]:
+    """The active confidence campaigns whose valid votes grew past the refit line.
+
+    Counted from the tasks' ``vote_count`` (kept by the consensus), one grouped query."""
+    fitted = dict(TrustModel.objects.values_list("campaign_id", "votes_at_fit"))
+    rows = (
+        Task.objects.filter(
+            campaign__aggregation=Campaign.Aggregation.CONFIDENCE,
+            campaign__state=Campaign.State.ACTIVE,
+        )
+        .values("campaign_id")
+        .annotate(votes=Sum("vote_count"))
+    )
+    due = []
+    for row in rows:
+        before = fitted.get(row["campaign_id"], 0)
+        votes = row["votes"] or 0
+        if votes - before >= max(REFIT_MIN_VOTES, REFIT_GROWTH * before):
+            due.append(row["campaign_id"])
+    return due
 
 
 def campaign_recompute(*, campaign_id: int, progress=None) -> int:

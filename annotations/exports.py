@@ -13,6 +13,7 @@ import csv
 import hashlib
 import hmac
 import itertools
+import json
 import logging
 import math
 import os
@@ -41,6 +42,7 @@ from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_NAMES, N_ANSWERS
 from labelstudio_ferv.media_urls import media_url
 from labelstudio_ferv.queue import enqueue_on_commit
 
+from . import audit_sample
 from .models import Campaign, ConsensusStatus, ExportJob, Role, Task, Vote
 
 logger = logging.getLogger(__name__)
@@ -500,6 +502,9 @@ def write_release(
         test.close()
         for name in ("train_All.csv", "test_All.csv"):
             archive.write(work / name, arcname=name)
+        # The blind audit's measured precision, beside the split files.
+        audit = audit_sample.audit_precision(campaign_id=campaign.pk)
+        archive.writestr("audit_precision.json", json.dumps(audit, indent=2))
     return counts[0], counts[1]
 
 

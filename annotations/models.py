@@ -46,6 +46,16 @@ class Campaign(models.Model):
         default=20,
         help_text="Answers after which a gold clip is retired and replaced (0: never retired).",
     )
+    audit_share = models.FloatField(
+        default=0.02,
+        help_text="Share of trusted clips sampled into the blind audit (reviewers label them "
+        "without seeing votes; their answers measure precision).",
+    )
+    qualification_clips = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="A newcomer's first clips are gold with the right answer shown after each; "
+        "real clips come after passing (0: no qualification).",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long an assignment holds its clip for an annotator."
     )
@@ -145,6 +155,8 @@ class Membership(models.Model):
     # confidently below the line): ``next/`` refuses them until a reviewer reinstates them.
     # Every pause and reinstatement is recorded in ``AnnotatorPause``.
     paused_at = models.DateTimeField(null=True, blank=True)
+    # When the member passed the campaign's qualification (None: not yet, or none asked).
+    qualified_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
     # This member's answers per day; null: the campaign's ``daily_quota``.
     daily_quota = models.PositiveIntegerField(null=True, blank=True)
@@ -471,6 +483,12 @@ class TrustModel(models.Model):
     campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="trust_model")
     # The prior over the 7 classes and PASS (unlabellable), in Answer order.
     priors = models.JSONField(default=list)
+    # What an annotator without fitted votes is believed to answer (8 x 8), and each scene's
+    # shift of the log-odds of a right answer ({scene id: shift}); see AGGREGATION.md.
+    newcomer = models.JSONField(default=list, blank=True)
+    scene_shift = models.JSONField(default=dict, blank=True)
+    # Valid votes the last fit saw: beat refits once the campaign has many more.
+    votes_at_fit = models.PositiveIntegerField(default=0)
     fitted_at = models.DateTimeField(null=True, blank=True)
     recomputes = models.PositiveIntegerField(default=0)
     # Decisions (status or label) the last recompute changed, and all recomputes together:
@@ -694,3 +712,22 @@ class AuditEntry(models.Model):
             action=action,
             details=details,
         )
+
+
+class AuditAnswer(models.Model):
+    """A reviewer's blind answer on a trusted clip sampled for the audit (see AGGREGATION.md):
+    the reviewer saw the clip, not its votes or label. Compared with the clip's label, the
+    answers measure the precision of trusted labels."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="audit_answer")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answer = models.PositiveSmallIntegerField()
+    # The clip's label when the reviewer answered (a later review may change it).
+    label_then = models.PositiveSmallIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"audit of task {self.task_id}"

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labelstudio_ferv.errors import Conflict, NotFound, PermissionDenied
+from labelstudio_ferv.expressions import Answer
 
 from . import agreement
 from .models import AnnotatorPause, Assignment, Campaign, Membership, Task, Vote
@@ -72,6 +73,75 @@ def annotator_gate(*, membership: Membership) -> None:
             code="annotator_paused",
             details={"paused_at": membership.paused_at.isoformat()},
         )
+
+
+QUALIFICATION_FAILED = (
+    "{correct} of your {total} qualification clips were answered right, which is too few to "
+    "start on real clips."
+)
+
+
+def qualification_due(*, campaign: Campaign, membership: Membership) -> bool:
+    """Whether the member's next clip is a qualification (gold) clip.
+
+    A campaign with ``qualification_clips`` hands a newcomer gold clips first, with the right
+    answer shown after each (``answer_feedback``). After each one the evidence is judged
+    (``agreement.qualification_state``): passed, the member gets real clips from then on
+    (``qualified_at``); failed, the member is paused with the reason and this raises the 403
+    ``annotator_paused``; else another gold clip is due.
+    """
+    if not campaign.qualification_clips or membership.qualified_at is not None:
+        return False
+    evidence = gold_evidence(campaign_id=campaign.pk, annotator_id=membership.user_id)
+    state = agreement.qualification_state(
+        evidence.correct, evidence.total, clips=campaign.qualification_clips
+    )
+    if state == agreement.QUALIFYING:
+        return True
+    with transaction.atomic():
+        member = Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+        if state == agreement.QUALIFIED:
+            member.qualified_at = membership.qualified_at = timezone.now()
+            member.save(update_fields=["qualified_at"])
+            return False
+        reason = QUALIFICATION_FAILED.format(correct=evidence.correct, total=evidence.total)
+        annotator_pause_locked(member=member, reason=reason)
+    annotator_gate(membership=member)
+    return False  # not reached: the gate refuses a paused member
+
+
+def qualification_no_gold_left(*, membership: Membership) -> None:
+    """No gold clip is left for a qualifying member: nothing to qualify on, so they pass."""
+    Membership.objects.filter(pk=membership.pk, qualified_at__isnull=True).update(
+        qualified_at=timezone.now()
+    )
+    membership.qualified_at = timezone.now()
+
+
+def answer_feedback(*, vote: Vote) -> dict | None:
+    """The right answer after a qualification clip (a gold clip answered before passing)."""
+    # One query for the usual answer (not a qualification clip).
+    gold = (
+        Task.objects.filter(pk=vote.task_id, is_gold=True, campaign__qualification_clips__gt=0)
+        .values_list("gold_label", "campaign_id", "campaign__qualification_clips")
+        .first()
+    )
+    if gold is None or gold[0] is None:
+        return None
+    gold_label, campaign_id, clips = gold
+    qualified_at = (
+        Membership.objects.filter(campaign_id=campaign_id, user_id=vote.annotator_id)
+        .values_list("qualified_at", flat=True)
+        .first()
+    )
+    if qualified_at is not None and qualified_at < vote.created_at:
+        return None
+    evidence = gold_evidence(campaign_id=campaign_id, annotator_id=vote.annotator_id)
+    return {
+        "correct": vote.answer == gold_label,
+        "right_answer": Answer(gold_label).key,
+        "qualification": {"answered": evidence.total, "right": evidence.correct, "clips": clips},
+    }
 
 
 def annotator_pause_locked(

@@ -139,6 +139,18 @@ class AnswerInput(serializers.Serializer):
     )
 
 
+class QualificationProgress(serializers.Serializer):
+    answered = serializers.IntegerField()
+    right = serializers.IntegerField()
+    clips = serializers.IntegerField(help_text="Qualification clips asked at least.")
+
+
+class Feedback(serializers.Serializer):
+    correct = serializers.BooleanField()
+    right_answer = serializers.CharField(help_text="The clip's reference class (a class key).")
+    qualification = QualificationProgress()
+
+
 class VoteOutput(serializers.Serializer):
     id = serializers.IntegerField()
     assignment = serializers.IntegerField(source="assignment_id", allow_null=True)
@@ -146,14 +158,24 @@ class VoteOutput(serializers.Serializer):
     time_ms = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    feedback = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.ChoiceField(choices=ANSWER_KEYS))
     def get_label(self, vote) -> str:
         return Answer(vote.answer).key
 
+    @extend_schema_field(
+        Feedback(allow_null=True, help_text="After a qualification clip: the right answer.")
+    )
+    def get_feedback(self, vote) -> dict | None:
+        from .quality import answer_feedback
+
+        return answer_feedback(vote=vote)
+
 
 class AnswerNextOutput(serializers.Serializer):
     vote = VoteOutput()
+
     next = NextOutput(
         allow_null=True, help_text="Your next clip, or null when none is left for you."
     )

@@ -30,7 +30,7 @@ from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import Answer
 
-from . import guidelines, priorities, rules, selectors
+from . import guidelines, priorities, quality, rules, selectors
 from .consensus import consensus_enqueue, consensus_message
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
@@ -379,7 +379,8 @@ def _assignment_take(
     as ``known`` instead of reading them again (if they changed meanwhile, a claim fails on the
     unique constraint and the loop reads them).
     """
-    gold = membership.gold_due(share=campaign.gold_share, draw=random.random())
+    qualifying = quality.qualification_due(campaign=campaign, membership=membership)
+    gold = qualifying or membership.gold_due(share=campaign.gold_share, draw=random.random())
     for _attempt in range(_CLAIM_ATTEMPTS):
         if known is not None:
             leases, known = known, None
@@ -402,7 +403,14 @@ def _assignment_take(
                 expired = mine[0].offer.assignment_id
                 _lease_close(assignment_id=expired, state=Assignment.State.EXPIRED)
                 continue  # the clip ahead, if any, may now take its place
-            offer, is_gold = _claim_new(campaign=campaign, user=user, ahead=ahead, gold=gold)
+            offer, is_gold = _claim_new(
+                campaign=campaign, user=user, ahead=ahead, gold=gold, only_gold=qualifying
+            )
+            if qualifying and offer is None:
+                # No gold clip left for this newcomer: nothing to qualify on.
+                quality.qualification_no_gold_left(membership=membership)
+                qualifying = False
+                offer, is_gold = _claim_new(campaign=campaign, user=user, ahead=ahead, gold=gold)
         except IntegrityError:
             # Another request of the same user claimed first (one open assignment per user,
             # campaign and place, one assignment per user and clip): loop to return or redo it.
@@ -425,17 +433,18 @@ def _assignment_take(
 
 
 def _claim_new(
-    *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, gold: bool
+    *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, gold: bool, only_gold: bool = False
 ) -> tuple[Offer | None, bool]:
-    """Claim a new clip (gold when one is due); return it and whether it is gold."""
+    """Claim a new clip (gold when one is due; only gold with ``only_gold``); return it and
+    whether it is gold."""
     swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
     if swept:
         leases_expire(campaign_id=campaign.pk)
     # Gold is mixed into real work; with none left unseen, the stream goes on without.
     if gold:
         offer = _claim(campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead)
-        if offer is not None:
-            return offer, True
+        if offer is not None or only_gold:
+            return offer, offer is not None
     offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
     if offer is None and not swept:
         # Before answering "nothing left": a lease that just ran out frees a slot.

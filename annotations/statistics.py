@@ -22,7 +22,7 @@ from clips.models import Scenario, Scene
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, N_ANSWERS, PASS
 from labelstudio_ferv.queue import enqueue_on_commit
 
-from . import agreement
+from . import agreement, audit_sample, crowd_signals
 from .loading import CampaignArrays, load_campaign
 from .models import Campaign, CampaignStatistics, GoldBatch
 
@@ -165,6 +165,8 @@ def compute(*, campaign: Campaign, data: CampaignArrays) -> dict:
         "answers": list(ANSWER_KEYS),
         "confusion": confusion(data),
         "annotators": per_annotator(data, counts, campaign.pk),
+        "signals": crowd_signals.compute(data=data, campaign_id=campaign.pk),
+        "audit": audit_sample.audit_precision(campaign_id=campaign.pk),
     }
 
 

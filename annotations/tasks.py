@@ -76,6 +76,16 @@ def refresh_active_campaigns() -> int:
     return count
 
 
+@shared_task(name="annotations.refit_trust_models")
+def refit_trust_models() -> int:
+    """Recompute the confidence campaigns whose valid votes grew well past their last fit
+    (beat, every 30 s): the per-vote path then decides with a model that knows the crowd."""
+    due = consensus.campaigns_due_refit()
+    for campaign_id in due:
+        recompute_campaign.delay(campaign_id)
+    return len(due)
+
+
 # Review and exports -----------------------------------------------------------------------------
 
 

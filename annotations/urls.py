@@ -66,6 +66,16 @@ urlpatterns += [
         name="campaign-statistics-refresh",
     ),
     path(
+        "campaigns/<lsf_id:campaign_id>/audit-queue/",
+        stats_api.AuditQueueView.as_view(),
+        name="campaign-audit-queue",
+    ),
+    path(
+        "campaigns/<lsf_id:campaign_id>/signals/",
+        stats_api.SignalsView.as_view(),
+        name="campaign-signals",
+    ),
+    path(
         "campaigns/<lsf_id:campaign_id>/recompute/",
         stats_api.RecomputeView.as_view(),
         name="campaign-recompute",

@@ -383,7 +383,10 @@ def unsettleable_votes(campaign, data) -> int:
     Replays each non-gold clip's valid votes in order. Once a clip holds at least
     ``votes_per_clip`` votes and is not decided, the next vote is unsettleable if even the best
     case (every vote left up to ``max_votes`` agreeing with the leader, from a newcomer) could
-    not make it trusted under the campaign's rule; so is every later vote on it.
+    not make it trusted under the campaign's rule; so is every later vote on it. The replay uses
+    the campaign's final model (with each clip's scene); the rule asked for each vote with the
+    model of its time (refitted as votes came), so a vote asked rightly can count here when a
+    later fit made its clip hopeless.
     """
     from annotations import agreement
     from annotations.consensus import confidence_decide, model_load
@@ -392,17 +395,19 @@ def unsettleable_votes(campaign, data) -> int:
     rows = list(
         Vote.objects.filter(campaign=campaign, is_valid=True, task__is_gold=False)
         .order_by("task_id", "created_at", "id")
-        .values_list("task_id", "annotator_id", "answer")
+        .values_list("task_id", "annotator_id", "answer", "task__clip__scene_id")
     )
     by_task: dict[int, list[tuple[int, int]]] = {}
-    for task_id, annotator, answer in rows:
+    scene_of: dict[int, int] = {}
+    for task_id, annotator, answer, scene in rows:
         by_task.setdefault(task_id, []).append((annotator, answer))
+        scene_of[task_id] = scene
     model = model_load(campaign_id=campaign.pk)
     lo, hi = campaign.votes_per_clip, campaign.max_votes
     confident = campaign.aggregation == Campaign.Aggregation.CONFIDENCE
     wasted = 0
 
-    def can_settle(votes: list[tuple[int, int]]) -> bool:
+    def can_settle(votes: list[tuple[int, int]], scene: int) -> bool:
         counts = np.bincount([a for _, a in votes], minlength=8)
         leader = int(counts.argmax())
         best = votes + [(-1, leader)] * (hi - len(votes))
@@ -410,16 +415,16 @@ def unsettleable_votes(campaign, data) -> int:
             status, *_ = confidence_decide(
                 model, np.zeros(len(best), dtype=np.int64), np.array([w for w, _ in best]),
                 np.array([a for _, a in best]), np.array([len(best)]), np.array([lo]),
-                np.array([hi]), campaign.target_precision,
+                np.array([hi]), campaign.target_precision, vote_scene=np.full(len(best), scene),
             )  # fmt: skip
         else:
             counts[leader] += hi - len(votes)
             status, *_ = agreement.decide(counts[None], lo, hi, campaign.min_agreement)
         return int(status[0]) in (agreement.TRUSTED, agreement.DISCARDED)
 
-    for votes in by_task.values():
+    for task_id, votes in by_task.items():
         for n in range(lo, len(votes)):
-            if not can_settle(votes[:n]):
+            if not can_settle(votes[:n], scene_of[task_id]):
                 wasted += len(votes) - n
                 break
     return wasted

@@ -305,9 +305,11 @@ def test_corrections_do_not_reveal_the_other_votes(
     # ... but every answer looked the same: the vote, changed.
     assert {label: status for label, (status, _) in seen.items()} == dict.fromkeys(seen, 200)
     assert all(
-        set(body) == {"id", "assignment", "label", "time_ms", "created_at", "updated_at"}
+        set(body)
+        == {"id", "assignment", "label", "time_ms", "created_at", "updated_at", "feedback"}
         for _, body in seen.values()
     )
+    assert all(body["feedback"] is None for _, body in seen.values())
     stored = Task.objects.get(pk=task.pk)
     assert sorted(Vote.objects.filter(task=task).values_list("answer", flat=True)) == [0, 3, 5]
     assert stored.vote_count == 3 and sum(stored.counts) == 3  # none lost, none counted twice

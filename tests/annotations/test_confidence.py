@@ -197,3 +197,80 @@ def test_the_newcomer_prior_is_a_proper_confusion():
     assert np.diag(rows) == pytest.approx([agreement.NEWCOMER_ACCURACY] * K)
     assert agreement.default_priors(K).sum() == pytest.approx(1.0)
     assert list(itertools.islice(agreement.default_priors(K), K - 1, None)) == [0.05]
+
+
+# --- issue 14, defect 1 under the confidence rule: no vote that cannot settle the clip ------------
+
+
+@pytest.mark.django_db
+def test_a_clip_no_remaining_votes_can_settle_goes_to_review_at_once():
+    """2-2 at 4 of 5 votes: a fifth vote gives at best 3-2 (posterior 0.94 < 0.97), so the
+    clip goes to review now instead of asking for a vote that cannot settle it."""
+    campaign = confidence_campaign()
+    task = vote_all(TaskFactory(campaign=campaign), [H, S, H, S], voters(campaign, 4))
+    assert (task.status, task.votes_needed) == ("disputed", 3)
+    # With a higher cap two more votes could still settle it: one more vote is asked.
+    roomy = confidence_campaign(max_votes=6)
+    task = vote_all(TaskFactory(campaign=roomy), [H, S, H, S], voters(roomy, 4))
+    assert (task.status, task.votes_needed) == ("collecting", 5)
+
+
+def test_best_case_confidence_and_the_stop():
+    newcomer = agreement.TrustSettings().newcomer(K)
+    joint = np.log(brute_posterior([(0, H), (1, S), (2, H), (3, S)], [newcomer] * 4,
+                                   agreement.default_priors(K)))[None]  # fmt: skip
+    one_more = agreement.best_case_confidence(joint, 1, newcomer, 1.0)[0]
+    expected = brute_posterior([(0, H), (1, S), (2, H), (3, S), (4, H)], [newcomer] * 5,
+                               agreement.default_priors(K))[H]  # fmt: skip
+    assert one_more == pytest.approx(expected) and one_more < 0.97
+    assert agreement.best_case_confidence(joint, 2, newcomer, 1.0)[0] > 0.97
+    status, *_ = agreement.decide_confident(joint, 4, 3, 5, 0.97, newcomer)
+    assert status[0] == agreement.DISPUTED
+
+
+# --- the scene term ---------------------------------------------------------------------------
+
+
+def test_a_scene_shift_moves_the_log_odds_of_a_right_answer():
+    rng = np.random.default_rng(3)
+    conf = rng.dirichlet(np.ones(K) * 2, size=(2, K))
+    priors = agreement.default_priors(K)
+    clip, worker, answer = np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([H, S, N])
+    shift = np.array([-0.7, 0.4, 0.0])
+    got = agreement.tempered_log_joint(clip, worker, answer, 2, conf, priors, 1.0, shift)
+    expit = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    want = np.tile(np.log(priors), (2, 1))
+    for c, w, a, d in zip(clip, worker, answer, shift, strict=True):
+        for k in range(K):
+            right = expit(np.log(conf[w, k, k] / (1 - conf[w, k, k])) + d)
+            p = right if k == a else (1 - right) * conf[w, k, a] / (1 - conf[w, k, k])
+            want[c, k] += np.log(p)
+    np.testing.assert_allclose(got, want)
+    # Without a shift it is the plain product of likelihoods; tempering scales the votes.
+    plain = agreement.tempered_log_joint(clip, worker, answer, 2, conf, priors)
+    half = agreement.tempered_log_joint(clip, worker, answer, 2, conf, priors, 0.5)
+    np.testing.assert_allclose(half - np.log(priors), (plain - np.log(priors)) / 2)
+
+
+def test_group_shifts_find_the_harder_scene():
+    # Two scenes; in scene 1 the voters answer against the (known) truth twice as often.
+    post = np.eye(K)[[H] * 200]
+    clip = np.repeat(np.arange(200), 3)
+    group = (np.arange(200) >= 100).astype(int)
+    wrong = np.where(group[clip] == 1, np.arange(600) % 2 == 0, np.arange(600) % 4 == 0)
+    answer = np.where(wrong, S, H)
+    shift = agreement.group_shifts(post, clip, answer, group, 2, strength=50)
+    assert shift[0] > 0 > shift[1]
+
+
+@pytest.mark.django_db
+def test_a_campaign_is_refitted_once_its_votes_grow():
+    campaign = confidence_campaign()
+    users = voters(campaign, 3)
+    tasks = [TaskFactory(campaign=campaign) for _ in range(70)]
+    for task in tasks:
+        vote_all(task, [H, H, H], users)
+    assert campaign.pk in consensus.campaigns_due_refit()  # 210 votes, never fitted
+    consensus.campaign_recompute(campaign_id=campaign.pk)
+    assert TrustModel.objects.get(campaign=campaign).votes_at_fit == 210
+    assert campaign.pk not in consensus.campaigns_due_refit()

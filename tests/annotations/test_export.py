@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import re
 import zipfile
 from collections import Counter
@@ -330,7 +331,14 @@ def test_the_management_command_exports_like_the_api(campaign, voters, tmp_path)
         output=tmp_path / "r.zip", stdout=out,
     )  # fmt: skip
     with zipfile.ZipFile(tmp_path / "r.zip") as archive:
-        assert sorted(archive.namelist()) == ["test_All.csv", "train_All.csv"]
+        # The blind audit's measured precision sits beside the split files (none audited yet).
+        assert sorted(archive.namelist()) == [
+            "audit_precision.json",
+            "test_All.csv",
+            "train_All.csv",
+        ]
+        audit = json.loads(archive.read("audit_precision.json"))
+        assert (audit["audited"], audit["precision"], audit["share"]) == (0, None, 0.02)
     job = ExportJob.objects.filter(kind="release").get()
     assert job.params == {
         "test_share": 0.2, "seed": 3, "include_media": False, "include_gold": False,

@@ -111,10 +111,55 @@ function drawStats(stats) {
   }
 }
 
+// Collusion and fatigue signals (issue 14), stored with the statistics: flagged rows first.
+function drawSignals(signals) {
+  const box = document.getElementById("signals");
+  if (!box) return;
+  if (!signals) {
+    box.textContent = "Computed with the statistics.";
+    return;
+  }
+  const pairs = (signals.collusion || []).filter((p) => p.flagged);
+  const tired = (signals.fatigue || []).filter((r) => r.flagged);
+  box.replaceChildren(
+    el("h3", { text: `Pairs agreeing more than their accuracy explains: ${pairs.length}` }),
+    el("table", { class: "table", id: "signals-collusion" },
+      el("thead", {}, el("tr", {}, ...["Annotators", "Shared clips", "Same answer", "Expected", "z"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...pairs.map((p) => el("tr", {},
+        el("td", { text: p.annotators.join(" + ") }), el("td", { text: String(p.shared_clips) }),
+        el("td", { text: String(p.agreed) }), el("td", { text: num(p.expected, 1) }), el("td", { text: num(p.z, 1) }))))),
+    el("h3", { text: `Accuracy falling over their work: ${tired.length}` }),
+    el("table", { class: "table", id: "signals-fatigue" },
+      el("thead", {}, el("tr", {}, ...["Annotator", "Checked votes", "First half", "Second half", "By quarter", "z"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...tired.map((r) => el("tr", {},
+        el("td", { text: r.annotator || `#${r.annotator_id}` }), el("td", { text: String(r.checked_votes) }),
+        el("td", { text: pct(r.accuracy_first_half) }), el("td", { text: pct(r.accuracy_second_half) }),
+        el("td", { text: r.accuracy_by_quarter.map(pct).join(" → ") }), el("td", { text: num(r.z, 1) }))))),
+  );
+}
+
+// The blind audit (issue 14): reviewers' answers on sampled trusted clips, with Wilson intervals.
+function drawAudit(audit) {
+  const box = document.getElementById("audit");
+  if (!box || !audit) return;
+  const interval = (r) => (r.interval_95 ? `${pct(r.interval_95[0])}–${pct(r.interval_95[1])}` : "—");
+  const rows = [{ name: "All trusted clips", ...audit }, ...(audit.per_scenario || []), ...(audit.per_scene || [])];
+  box.replaceChildren(
+    el("p", { text: `${audit.audited} of ${audit.sampled} sampled clips audited (${pct(audit.share)} of trusted clips).` }),
+    el("table", { class: "table", id: "audit-precision" },
+      el("thead", {}, el("tr", {}, ...["Group", "Audited", "Right", "Precision", "95% interval"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...rows.filter((r) => r.audited).map((r) => el("tr", {},
+        el("td", { text: r.name }), el("td", { text: String(r.audited) }), el("td", { text: String(r.right) }),
+        el("td", { text: pct(r.precision) }), el("td", { text: interval(r) }))))),
+  );
+}
+
 async function loadStats() {
   try {
     const { data } = await api("GET", base + "statistics/");
     drawStats(data);
+    drawSignals(data && data.data ? data.data.signals : null);
+    drawAudit(data && data.data ? data.data.audit : null);
     return data;
   } catch (err) {
     showMessage(explain(err));

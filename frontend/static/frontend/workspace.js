@@ -293,6 +293,7 @@ async function flush() {
         continue;
       }
       if (r.status === 201) countStored();
+      showFeedback(r.data.vote && r.data.vote.feedback);
       next = r.data.next;
     }
   } finally {
@@ -302,6 +303,14 @@ async function flush() {
   if (refused) block(refused);
   else if (next !== undefined) reconcile(next);
   else await fetchNext();
+}
+
+// A qualification clip's answer comes back with the right answer: say it (issue 14).
+function showFeedback(feedback) {
+  if (!feedback) return;
+  const q = feedback.qualification;
+  const verdict = feedback.correct ? "Right" : `Not quite: the answer was ${feedback.right_answer}`;
+  showMessage(`${verdict}. Qualification: ${q.right} of ${q.answered} right (at least ${q.clips} clips).`, "info");
 }
 
 async function fetchNext() {
