@@ -244,4 +244,11 @@ def vote_data(vote) -> dict:
         "time_ms": _number(int, vote.time_ms),
         "created_at": _DATETIME.to_representation(vote.created_at),
         "updated_at": _DATETIME.to_representation(vote.updated_at),
+        "feedback": _feedback(vote),
     }
+
+
+def _feedback(vote) -> dict | None:
+    from .quality import answer_feedback
+
+    return answer_feedback(vote=vote)

@@ -199,6 +199,7 @@ def test_a_campaign_made_in_the_django_admin_has_its_creator_as_admin(client, ro
         "min_agreement": 0.67, "gold_share": 0.05, "lease_seconds": 600, "batch_size": 100,
         "aggregation": "majority", "ds_threshold": 0.9, "state": "active",
         "gold_max_answers": 20, "quality_confidence": 0.97, "target_precision": 0.97,
+        "qualification_clips": 10, "audit_share": 0.02,
         "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0,
     }  # fmt: skip
     response = client.post("/admin/annotations/campaign/add/", form)
