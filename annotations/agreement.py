@@ -670,6 +670,28 @@ def default_priors(n_states: int, pass_share: float = PASS_PRIOR) -> NDArray[np.
     return priors
 
 
+def _checked_votes(clip_idx, worker_idx, answer, n_clips, confusion, priors):
+    """Check the votes and the model's shapes; return them as arrays with the logs of the model.
+
+    Raise ValueError on shapes that do not match or an index out of range.
+    """
+    conf = np.asarray(confusion, dtype=np.float64)
+    prior = np.asarray(priors, dtype=np.float64)
+    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or prior.shape != (conf.shape[1],):
+        raise ValueError("confusion must be W x K x K and priors K")
+    n_workers, k = conf.shape[0], conf.shape[1]
+    n_clips = operator.index(n_clips)
+    clip = _as_index(clip_idx, "clip_idx", max(n_clips, 1))
+    worker = _as_index(worker_idx, "worker_idx", max(n_workers, 1))
+    ans = _as_index(answer, "answer", k)
+    if not clip.shape == worker.shape == ans.shape:
+        raise ValueError("clip_idx, worker_idx and answer must have the same length")
+    with np.errstate(divide="ignore"):
+        log_conf = np.log(conf)
+        log_prior = np.log(prior)
+    return conf, clip, worker, ans, n_clips, log_conf, log_prior
+
+
 def clip_posteriors(
     clip_idx: ArrayLike,
     worker_idx: ArrayLike,
@@ -688,20 +710,9 @@ def clip_posteriors(
     prior too (no state explains them, so they are no evidence). Raise ValueError on shapes
     that do not match or a vote index out of range.
     """
-    conf = np.asarray(confusion, dtype=np.float64)
-    prior = np.asarray(priors, dtype=np.float64)
-    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or prior.shape != (conf.shape[1],):
-        raise ValueError("confusion must be W x K x K and priors K")
-    n_workers, k = conf.shape[0], conf.shape[1]
-    n_clips = operator.index(n_clips)
-    clip = _as_index(clip_idx, "clip_idx", max(n_clips, 1))
-    worker = _as_index(worker_idx, "worker_idx", max(n_workers, 1))
-    ans = _as_index(answer, "answer", k)
-    if not clip.shape == worker.shape == ans.shape:
-        raise ValueError("clip_idx, worker_idx and answer must have the same length")
-    with np.errstate(divide="ignore"):
-        log_conf = np.log(conf)
-        log_prior = np.log(prior)
+    conf, clip, worker, ans, n_clips, log_conf, log_prior = _checked_votes(
+        clip_idx, worker_idx, answer, n_clips, confusion, priors
+    )
     # [state, vote]: the log probability of each vote's answer under each true state.
     per_vote = log_conf[worker, :, ans].T
     joint = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in per_vote])
@@ -943,20 +954,10 @@ def tempered_log_joint(
     (0, 1]."""
     if not 0.0 < temper <= 1.0:
         raise ValueError("temper must lie in (0, 1]")
-    conf = np.asarray(confusion, dtype=np.float64)
-    prior = np.asarray(priors, dtype=np.float64)
-    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or prior.shape != (conf.shape[1],):
-        raise ValueError("confusion must be W x K x K and priors K")
-    n_workers, k = conf.shape[0], conf.shape[1]
-    n_clips = operator.index(n_clips)
-    clip = _as_index(clip_idx, "clip_idx", max(n_clips, 1))
-    worker = _as_index(worker_idx, "worker_idx", max(n_workers, 1))
-    ans = _as_index(answer, "answer", k)
-    if not clip.shape == worker.shape == ans.shape:
-        raise ValueError("clip_idx, worker_idx and answer must have the same length")
-    with np.errstate(divide="ignore"):
-        log_conf = np.log(conf)
-        log_prior = np.log(prior)
+    conf, clip, worker, ans, n_clips, log_conf, log_prior = _checked_votes(
+        clip_idx, worker_idx, answer, n_clips, confusion, priors
+    )
+    k = conf.shape[1]
     per_vote = log_conf[worker, :, ans].T  # [state, vote]
     if vote_shift is not None:
         shift = np.broadcast_to(np.asarray(vote_shift, dtype=np.float64), clip.shape)
