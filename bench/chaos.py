@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,13 +41,9 @@ from pathlib import Path
 
 from common import ROOT, children, setup_django
 
+from tests.processes import RedisProcess, free_port
+
 KEYS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "pass"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def log(message: str) -> None:
@@ -56,35 +51,6 @@ def log(message: str) -> None:
 
 
 # --------------------------------------------------------------------------------- processes
-
-
-class Redis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 class Process:
@@ -293,7 +259,7 @@ class Chaos:
             ).returncode  # fmt: skip
             == 0
         )
-        self.redis = Redis()
+        self.redis = RedisProcess()
         self.record = Record()
         self.faults: list[dict] = []
         self.uploaded: list[int] = []

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from rest_framework.test import APIClient
 
 from annotations.models import Role
 from tests.factories import CampaignFactory, MembershipFactory, UserFactory
+from tests.processes import RedisProcess, free_port  # noqa: F401 (tests import them from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables settings.py reads: subprocess tests start from an environment without them.
@@ -214,13 +213,6 @@ def celery_worker(real_broker):
         worker.stop()
 
 
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ServerProcess:
     """The app under gunicorn on loopback, against the test database; it can be stopped and
     started again on the same port (for tests of what browsers and clients do meanwhile)."""
@@ -268,36 +260,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
-
-
-class RedisProcess:
-    """A private redis-server on its own port, to test the app while its broker is down."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisProcess:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return self
-            time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
