@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from labelstudio_ferv.errors import PermissionDenied, ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS, answer_from_key
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import campaigns, gold, priorities, rules, selectors, services
 from .access import access_campaign

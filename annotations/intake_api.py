@@ -14,6 +14,7 @@ from clips.selectors import clip_origin
 from clips.uploads import ClipSizeLimitHandler, SourceSizeLimitHandler
 from labelstudio_ferv.errors import NotFound, PayloadTooLarge, ValidationError
 from labelstudio_ferv.openapi import E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import intake
 from .access import access_campaign
@@ -91,6 +92,8 @@ class IngestionView(APIView):
 
 class IngestionRetryView(APIView):
     """Send failed clips back to be processed again."""
+
+    parser_classes = [JSONParser]
 
     @extend_schema(
         parameters=[CAMPAIGN_ID],
@@ -232,6 +235,8 @@ class SourceVideoDetailView(APIView):
 
 class SourceVideoRetryView(APIView):
     """Run a video's pipeline again from the stage that failed (or a stage named)."""
+
+    parser_classes = [JSONParser]
 
     @extend_schema(
         parameters=[CAMPAIGN_ID, VIDEO_ID],

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelstudio_ferv.openapi import E400, E401, error_response, path_id
+from labelstudio_ferv.parsers import JSONParser
 
 from . import quality
 from .access import access_campaign

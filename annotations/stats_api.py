@@ -2,7 +2,6 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 from labelstudio_ferv.errors import ServiceUnavailable, ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS, answer_from_key
 from labelstudio_ferv.openapi import E401, error_response
+from labelstudio_ferv.parsers import JSONParser
 from labelstudio_ferv.queue import send_now
 
 from . import audit_sample

@@ -62,6 +62,9 @@ def class_cells() -> tuple[list[tuple[str, int]], list[float]]:
     return keys, [float(cells[k]) for k in keys]
 
 
+GOLD_SHARE = 0.05  # of the bench's own runs
+
+
 def seed(*, clips: int, annotators: int, votes: int, tokens_file: Path, rng: random.Random):
     """Replace the benchmark campaign with a fresh one; return it, the truths and the tokens."""
     from django.core.management import call_command
@@ -79,9 +82,15 @@ def seed(*, clips: int, annotators: int, votes: int, tokens_file: Path, rng: ran
         old.delete()
     Clip.objects.filter(name__startswith=f"{CAMPAIGN}/").delete()
 
+    # The steady-state loop, as the floor measures it: no qualification round (a newcomer's
+    # first clips) and no gold in the stream yet. The floor's harness answers at random, which
+    # the gold checks rightly pause (403) and a qualification round rightly refuses; the bench's
+    # own runs turn gold on (``GOLD_SHARE``) once the harness has run, so its bookkeeping is
+    # measured there. The gold clips themselves are seeded now.
     campaign = Campaign.objects.create(
-        name=CAMPAIGN, votes_per_clip=votes, max_votes=max(votes + 2, 5), gold_share=0.05
-    )
+        name=CAMPAIGN, votes_per_clip=votes, max_votes=max(votes + 2, 5), gold_share=0.0,
+        qualification_clips=0,
+    )  # fmt: skip
     scenes = {s.folder: s for s in Scene.objects.all()}
     cells, weights = class_cells()
     picks = rng.choices(range(len(cells)), weights=weights, k=clips)
@@ -530,9 +539,8 @@ def main() -> None:
 
         if args.floor:
             # The floor's load on this project: its harness, a fresh connection per request.
-            # Accounts of their own, and no gold meanwhile: the harness answers at random,
-            # which the gold checks rightly pause (403), and the annotators of the runs below
-            # must start with a clean record.
+            # Accounts of their own, before gold is on (see ``seed``): the annotators of the
+            # runs below start with a clean record.
             from django.core.management import call_command
 
             call_command(
@@ -546,9 +554,6 @@ def main() -> None:
                 tokens=[row["token"] for row in json.loads((work / "harness.json").read_text())],
                 database=database,
             )  # fmt: skip
-            campaign.gold_share = 0.0
-            campaign.save(update_fields=["gold_share"])
-            connection.close()
             before = meter.seconds()
             from floor import floor_dir
 
@@ -559,10 +564,10 @@ def main() -> None:
             used = meter.seconds()
             used.subtract(before)
             results["floor_harness"] = summarise(side, used)
-            campaign.gold_share = 0.05
-            campaign.save(update_fields=["gold_share"])
-            connection.close()
             print(f"floor harness on this project: {results['floor_harness']}", flush=True)
+        campaign.gold_share = GOLD_SHARE
+        campaign.save(update_fields=["gold_share"])
+        connection.close()
         run("warm-up", combined=False, rate=None, seconds=min(5.0, args.duration))
         for name in args.runs.split(","):
             combined = name.endswith("answer_and_next")

@@ -32,3 +32,25 @@ def path_id(name: str, description: str) -> OpenApiParameter:
 # The two errors every endpoint can answer.
 E400 = error_response("Malformed request: the message names what is wrong.")
 E401 = error_response("No valid token or session.")
+
+
+def document_body_refusals(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: what any operation that reads a body may answer.
+
+    A body over the size limit is refused with 413 and one in a media type the operation does
+    not read with 415, both in the error shape, before the view runs; documented here once
+    rather than on each view.
+    """
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOutput"}}}
+    refusals = {
+        "413": "The body is over the size limit.",
+        "415": "The body is in a media type this operation does not read.",
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, description in refusals.items():
+                responses.setdefault(code, {"content": error, "description": description})
+    return result

@@ -106,3 +106,58 @@ def test_api_errors_outside_views_are_json_and_pages_stay_html(settings):
     page = client.get("/failing/")
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
     assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
+HOSTILE_BODIES = {
+    "deep-arrays": "[" * 50_000 + "]" * 50_000,
+    "deep-objects": '{"a":' * 2_000 + "1" + "}" * 2_000,
+    "surrogate-value": '{"label": ' + LONE_SURROGATE + ', "kind": ' + LONE_SURROGATE + "}",
+    "surrogate-key": "{" + LONE_SURROGATE + ": 1}",
+    "not-json": "{label: happy",
+}
+
+
+def test_every_operation_that_reads_json_refuses_hostile_bodies(tmp_path, alice, adam, campaign):
+    # Every operation of the schema whose body is JSON, with real ids in its path, as an admin
+    # of the campaign (so the body is read): each hostile body is a 4xx in the error shape.
+    import yaml
+    from django.core.management import call_command
+
+    task = TaskFactory(campaign=campaign)
+    offer = raw_client(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/").json()
+    ids = {
+        "campaign_id": campaign.pk,
+        "task_id": task.pk,
+        "assignment_id": offer["assignment"]["id"],
+        "username": "alice",
+        "batch_id": 1,
+        "video_id": 1,
+    }
+    call_command("spectacular", "--file", str(tmp_path / "schema.yaml"))
+    schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
+    tried = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = (
+                operation.get("requestBody", {}).get("content", {})
+                if isinstance(operation, dict)
+                else {}
+            )
+            if "application/json" not in content:
+                continue
+            url = path.format(**ids)
+            user = alice if "/assignments/" in path else adam
+            for name, body in HOSTILE_BODIES.items():
+                response = post_raw(raw_client(user), url, body, method)
+                assert 400 <= response.status_code < 500, (
+                    method,
+                    path,
+                    name,
+                    response.content[:200],
+                )
+                assert response["Content-Type"].startswith("application/json"), (method, path)
+                assert response.json()["error"]["message"], (method, path, name)
+                tried += 1
+    assert tried >= 15 * len(HOSTILE_BODIES)
+    assert not Vote.objects.exists()
+    assert not ExportJob.objects.exists()

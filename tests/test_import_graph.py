@@ -73,3 +73,20 @@ def test_no_migration_of_clips_depends_on_annotations():
     graph = MigrationLoader(None, ignore_no_migrations=True).graph
     needed = {parent for node in graph.leaf_nodes("clips") for parent in graph.forwards_plan(node)}
     assert sorted(key for key in needed if key[0] == "annotations") == []
+
+
+def test_every_json_body_goes_through_the_projects_parser():
+    # DRF's own JSONParser turns deep nesting into a 500 and lets lone surrogates through;
+    # labelstudio_ferv.parsers.JSONParser refuses both, so no API module may use DRF's.
+    import re
+
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("annotations", "clips", "frontend", "labelstudio_ferv")
+        for path in (ROOT / package).rglob("*.py")
+        if re.search(
+            r"rest_framework\.parsers import[^\n]*\bJSONParser\b|parsers\.JSONParser\]",
+            path.read_text(),
+        )
+    ]
+    assert offenders == []

@@ -24,7 +24,7 @@ from tests.factories import GoldTaskFactory, TaskFactory
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
 MAX_EXAMPLES = 20
-# The operations of the annotation API (the other apps' endpoints have their own tests).
+# The annotator's and the stranger's fuzz: the operations they reach every day.
 OPERATIONS = (
     r"^/api/v1/(auth/token/|campaigns/$|assignments/"
     r"|campaigns/\{campaign_id\}/(next|last-answer|progress|tasks|pause|resume|close|members"
@@ -39,10 +39,15 @@ def test_the_schema_validates_without_warnings(tmp_path):
     )
 
 
-def _schema():
+# The admin's fuzz: every operation of the API, with fewer examples each (it is the widest).
+EVERY_OPERATION = r"^/api/v1/"
+ADMIN_EXAMPLES = 5
+
+
+def _schema(path_regex: str = OPERATIONS, max_examples: int = MAX_EXAMPLES):
     config = schemathesis.Config.from_dict(
         {
-            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
+            "generation": {"max-examples": max_examples, "deterministic": True},
             "checks": {
                 "enabled": False,
                 "not_a_server_error": {"enabled": True},
@@ -54,10 +59,17 @@ def _schema():
         }
     )
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application, config=config)
-    return schema.include(path_regex=OPERATIONS)
+    return schema.include(path_regex=path_regex)
 
 
-def fuzz(*, user, path_ids: dict[str, int], check=None) -> int:
+def fuzz(
+    *,
+    user,
+    path_ids: dict[str, int],
+    check=None,
+    path_regex: str = OPERATIONS,
+    max_examples: int = MAX_EXAMPLES,
+) -> int:
     """Fuzz every operation as ``user``, with generated ids and with ``path_ids``; return runs.
 
     Each operation gets positive and negative data (bodies and parameters that break the
@@ -68,15 +80,16 @@ def fuzz(*, user, path_ids: dict[str, int], check=None) -> int:
     headers = {"Authorization": f"Token {token}"}
     runs = 0
     with on_the_test_connection():
-        operations = [result.ok() for result in _schema().get_all_operations()]
+        schema = _schema(path_regex, max_examples)
+        operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
         names = {p.name for p in operation.path_parameters}
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            for fixed in ({}, {name: path_ids[name] for name in names}):
+            for fixed in ({}, {name: path_ids[name] for name in names if name in path_ids}):
                 strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed)
 
                 @settings(
-                    max_examples=MAX_EXAMPLES,
+                    max_examples=max_examples,
                     deadline=None,
                     database=None,
                     derandomize=True,
@@ -160,3 +173,73 @@ def test_the_api_keeps_to_its_schema_for_a_stranger(stranger, alice, path_ids):
             assert response.status_code in (400, 404), response.text
 
     assert fuzz(user=stranger, path_ids=path_ids, check=learns_nothing) > 0
+
+
+@pytest.fixture
+def admin_path_ids(adam, alice, path_ids, campaign):
+    """Besides the annotator's ids: an export job, a scored batch and a source video."""
+    from annotations.models import CampaignSourceVideo, ExportJob, GoldBatch
+    from clips.models import SourceVideo
+
+    job = ExportJob.objects.create(campaign=campaign, kind=ExportJob.Kind.LABELS)
+    batch = GoldBatch.objects.create(
+        campaign=campaign,
+        annotator=alice,
+        number=1,
+        size=10,
+        gold_total=2,
+        gold_correct=0,
+        verdict=GoldBatch.Verdict.IMPROPER,
+        review=GoldBatch.Review.PENDING,
+    )
+    scene = campaign.tasks.select_related("clip__scene").first().clip.scene
+    video = SourceVideo.objects.create(scene=scene, original="sources/x.mp4", checksum="f" * 64)
+    CampaignSourceVideo.objects.create(source_video=video, campaign=campaign)
+    return path_ids | {"job_id": job.pk, "batch_id": batch.pk, "video_id": video.pk}
+
+
+@pytest.mark.django_db
+def test_every_operation_keeps_to_its_schema_for_an_admin(adam, admin_path_ids):
+    seen = Counter()
+
+    def record(case, response):
+        seen[case.operation.label, response.status_code // 100] += 1
+
+    runs = fuzz(
+        user=adam,
+        path_ids=admin_path_ids,
+        check=record,
+        path_regex=EVERY_OPERATION,
+        max_examples=ADMIN_EXAMPLES,
+    )
+    # Every operation of the schema was tried, and the admin's reads succeeded along the way.
+    operations = {label for label, _ in seen}
+    assert len(operations) >= 50, sorted(operations)
+    assert runs >= len(operations)
+    for label in [
+        "GET /api/v1/campaigns/{campaign_id}/tasks/",
+        "GET /api/v1/campaigns/{campaign_id}/members/",
+        "GET /api/v1/campaigns/{campaign_id}/exports/{job_id}/",
+        "GET /api/v1/campaigns/{campaign_id}/source-videos/{video_id}/",
+    ]:
+        assert seen[label, 2] > 0, (label, seen)
+
+
+def test_every_operation_that_reads_a_body_documents_its_refusals(tmp_path):
+    # A body over the limit (413) or in a media type the view does not parse (415) is refused
+    # before the view runs, whatever the operation: the schema says so for each of them.
+    import yaml
+
+    call_command("spectacular", "--file", str(tmp_path / "schema.yaml"))
+    schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
+    with_body = [
+        (method, path, operation)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+    assert len(with_body) >= 15
+    for method, path, operation in with_body:
+        assert {"400", "413", "415"} <= set(operation["responses"]), (method, path)
+        if path.endswith("/retry/"):  # JSON in, nothing else
+            assert list(operation["requestBody"]["content"]) == ["application/json"], path

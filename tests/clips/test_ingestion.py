@@ -275,6 +275,19 @@ def test_failed_clips_can_be_retried_by_an_admin(
     assert len(callbacks) == 1  # one transcode enqueued on commit
 
 
+@pytest.mark.django_db
+def test_a_retry_sent_as_a_form_is_refused_in_the_error_shape(api, adam, campaign):
+    # The retry reads JSON only: a form is a 415 the schema documents, and retries nothing.
+    clip = ClipFactory(status=MediaStatus.FAILED, video="", poster="", error="disk full")
+    Task.objects.create(campaign=campaign, clip=clip)
+    url = f"/api/v1/campaigns/{campaign.pk}/ingestion/retry/"
+    response = api(adam).post(url, {"clip_ids": [clip.pk]}, format="multipart")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    clip.refresh_from_db()
+    assert clip.status == MediaStatus.FAILED
+
+
 @pytest.mark.worker
 def test_a_worker_killed_mid_transcode_leaves_the_clip_finished_by_the_next_worker(
     real_broker, campaign, tmp_path, settings
