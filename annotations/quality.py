@@ -119,8 +119,13 @@ def qualification_no_gold_left(*, membership: Membership) -> None:
 
 
 def answer_feedback(*, vote: Vote) -> dict | None:
-    """The right answer after a qualification clip (a gold clip answered before passing)."""
-    # One query for the usual answer (not a qualification clip).
+    """The right answer after a qualification clip (a gold clip answered before passing).
+
+    A vote just stored knows whether its clip is gold (``task_is_gold``): the usual answer,
+    not a gold clip, costs no query; otherwise one query tells a qualification clip.
+    """
+    if getattr(vote, "task_is_gold", True) is False:
+        return None
     gold = (
         Task.objects.filter(pk=vote.task_id, is_gold=True, campaign__qualification_clips__gt=0)
         .values_list("gold_label", "campaign_id", "campaign__qualification_clips")

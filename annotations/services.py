@@ -515,13 +515,14 @@ def assignment_answer(
                 "assignment": assignment.pk, "answer": answer, "time_ms": time_ms, "at": at,
                 "freed": freed,
             }  # fmt: skip
-            (vote_id,) = VOTE_STORED.rows(params)[0]
+            vote_id, task_is_gold = VOTE_STORED.rows(params)[0]
             vote = Vote(
                 id=vote_id, campaign_id=assignment.campaign_id, task_id=assignment.task_id,
                 annotator_id=user.pk, assignment_id=assignment.pk, answer=answer,
                 time_ms=time_ms, created_at=at, updated_at=at,
             )  # fmt: skip
             vote._state.adding = False
+            vote.task_is_gold = task_is_gold  # spares answer_feedback a query
             consensus_message(task_id=assignment.task_id)
             return AnswerResult(vote=vote, created=True)
     except IntegrityError:

@@ -438,14 +438,16 @@ def _vote_stored(params: dict) -> list[tuple]:
         Task.objects.filter(pk=params["task"]).update(
             consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
         )
-    return [(vote.pk,)]
+        is_gold = Task.objects.filter(pk=params["task"]).values_list("is_gold", flat=True)[0]
+    return [(vote.pk, is_gold)]
 
 
 # An answer in one round trip (in the caller's transaction, which holds the assignment's row
 # lock): store the vote, close the lease, count the vote, and mark the task's consensus stale
 # with its ``vote_seq`` bumped (consensus.consensus_enqueue's mark), so that a lost consensus
-# message is caught up by the sweep. Returns the vote's id. A second vote of the user on the
-# task fails on the unique constraint, leaving nothing behind.
+# message is caught up by the sweep. Returns the vote's id and whether the task is gold (only
+# a gold clip's answer can need feedback: quality.answer_feedback). A second vote of the user
+# on the task fails on the unique constraint, leaving nothing behind.
 VOTE_STORED = Statement(
     "lsf_vote_stored",
     """
@@ -464,8 +466,9 @@ WITH vote AS (
     SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s,
         consensus_stale = TRUE, vote_seq = vote_seq + 1, updated_at = statement_timestamp()
     WHERE id = %(task)s
+    RETURNING is_gold
 )
-SELECT id FROM vote
+SELECT vote.id, counted.is_gold FROM vote, counted
 """,
     _vote_stored,
 )
