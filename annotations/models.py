@@ -209,7 +209,11 @@ class Task(models.Model):
     hands out a slot only while ``vote_count + lease_count < votes_needed`` (see ASSIGNMENT.md).
     """
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tasks")
+    # Indexed by the composite indexes below, which all begin with the campaign (every update of
+    # a task writes each of its indexes that covers the row: no index more than the reads need).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="tasks", db_index=False
+    )
     clip = models.ForeignKey("clips.Clip", on_delete=models.PROTECT, related_name="tasks")
     is_gold = models.BooleanField(default=False)
     gold_label = models.PositiveSmallIntegerField(choices=Label.choices, null=True, blank=True)
@@ -284,7 +288,12 @@ class Task(models.Model):
         indexes = [
             # With id: the task list filtered by status walks it in id order (cursor pages).
             models.Index(fields=["campaign", "status", "id"], name="task_campaign_status"),
-            models.Index(fields=["campaign", "label", "id"], name="task_campaign_label"),
+            # Only decided tasks have a label: the updates of a collecting task skip it.
+            models.Index(
+                fields=["campaign", "label", "id"],
+                condition=Q(label__isnull=False),
+                name="task_campaign_label",
+            ),
             # The claim's queue: exactly the tasks with a free slot, higher scene priority, then
             # fullest first. A task leaves it in the transaction that fills its last slot, so
             # the claim never walks over finished tasks waiting for their consensus.
@@ -328,7 +337,10 @@ class Assignment(models.Model):
         EXPIRED = "expired", "Expired"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by assignment_task_once and assignment_task_live, which begin with the task.
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
@@ -371,8 +383,12 @@ class Assignment(models.Model):
 class Vote(models.Model):
     """One annotator's answer to one clip in a campaign; the database keeps it to one."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="votes")
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="votes")
+    # Both indexed by composite indexes that begin with them (vote_campaign_time,
+    # vote_once_per_clip): every vote inserted writes each index of the table.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="votes", db_index=False
+    )
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="votes", db_index=False)
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes"
     )
@@ -384,11 +400,22 @@ class Vote(models.Model):
     # Votes of a batch that failed its gold checks stop counting; they are marked, never deleted.
     is_valid = models.BooleanField(default=True)
     invalidated_at = models.DateTimeField(null=True, blank=True)
+    # Both null when a vote is stored: indexed only where set (vote_invalidated_by, vote_batch).
     invalidated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     batch = models.ForeignKey(
-        "GoldBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="votes"
+        "GoldBatch",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="votes",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -407,6 +434,12 @@ class Vote(models.Model):
                 fields=["campaign", "annotator"],
                 condition=Q(batch__isnull=True),
                 name="vote_unbatched",
+            ),
+            models.Index(fields=["batch"], condition=Q(batch__isnull=False), name="vote_batch"),
+            models.Index(
+                fields=["invalidated_by"],
+                condition=Q(invalidated_by__isnull=False),
+                name="vote_invalidated_by",
             ),
         ]
 
