@@ -12,6 +12,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -35,13 +36,13 @@ from .consensus import consensus_enqueue, consensus_message
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
 from .statements import (
+    ANSWER_STORED,
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
     COUNT_SERVED,
     EXPIRE_LEASES,
     LOCKED_CANDIDATES,
-    VOTE_STORED,
     Statement,
 )
 
@@ -491,43 +492,53 @@ def assignment_answer(
     An answer that arrives after the lease ran out is stored all the same: the annotator's work
     is never thrown away, even when the clip was meanwhile handed to someone else (the clip may
     then get one vote more than it needed, which the consensus handles like any extra vote).
+
+    A fresh answer (the usual case) is one statement, ``ANSWER_STORED``; an assignment already
+    answered or skipped takes the transaction below (a retry, a correction or a refusal).
     """
+    if not -(2**63) <= assignment_id < 2**63:
+        raise NotFound("Assignment not found.")
+    at = timezone.now()
+    params = {
+        "assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms,
+        "at": at,
+    }  # fmt: skip
     try:
-        with transaction.atomic():
-            # The row lock serialises a double-submitted answer: the second sees it answered.
-            assignment = selectors.assignment_of_user(
-                assignment_id=assignment_id, user=user, lock=True
-            )
-            if assignment is None:
-                raise NotFound("Assignment not found.")
-            if assignment.state == Assignment.State.SKIPPED:
-                raise Conflict("This clip was skipped; it cannot be answered.", code="skipped")
-            if assignment.state == Assignment.State.ANSWERED:
-                return _answer_again(assignment=assignment, user=user, answer=answer)
-            # An expired lease already gave its slot back when a claim marked it expired.
-            freed = int(assignment.state == Assignment.State.ACTIVE and assignment.holds_slot)
-            # The vote and its count change together: a claim never sees a vote without its
-            # slot or a slot freed before the vote counts (see ASSIGNMENT.md). The task is
-            # marked stale in the same statement (see consensus_enqueue).
-            at = timezone.now()
-            params = {
-                "campaign": assignment.campaign_id, "task": assignment.task_id, "user": user.pk,
-                "assignment": assignment.pk, "answer": answer, "time_ms": time_ms, "at": at,
-                "freed": freed,
-            }  # fmt: skip
-            vote_id, task_is_gold = VOTE_STORED.rows(params)[0]
-            vote = Vote(
-                id=vote_id, campaign_id=assignment.campaign_id, task_id=assignment.task_id,
-                annotator_id=user.pk, assignment_id=assignment.pk, answer=answer,
-                time_ms=time_ms, created_at=at, updated_at=at,
-            )  # fmt: skip
-            vote._state.adding = False
-            vote.task_is_gold = task_is_gold  # spares answer_feedback a query
-            consensus_message(task_id=assignment.task_id)
-            return AnswerResult(vote=vote, created=True)
+        # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            rows = ANSWER_STORED.rows(params)
     except IntegrityError:
         # Only a vote on this clip stored outside this assignment gets here.
         raise Conflict("You have already answered this clip.", code="already_answered")
+    if not rows:
+        raise NotFound("Assignment not found.")
+    _, campaign_id, task_id, _, _, vote_id, task_is_gold = rows[0]
+    if vote_id is not None:
+        vote = Vote(
+            id=vote_id, campaign_id=campaign_id, task_id=task_id, annotator_id=user.pk,
+            assignment_id=assignment_id, answer=answer, time_ms=time_ms, created_at=at,
+            updated_at=at,
+        )  # fmt: skip
+        vote._state.adding = False
+        vote.task_is_gold = task_is_gold  # spares answer_feedback a query
+        consensus_message(task_id=task_id)
+        return AnswerResult(vote=vote, created=True)
+    return _answer_closed(user=user, assignment_id=assignment_id, answer=answer)
+
+
+def _answer_closed(*, user: AbstractBaseUser, assignment_id: int, answer: int) -> AnswerResult:
+    """An answer to an assignment found answered or skipped: a retry, a correction, a refusal.
+
+    Read again under the row lock, which serialises it with a correction sent twice. (No state
+    goes back to open: an assignment answered or skipped stays so.)
+    """
+    with transaction.atomic():
+        assignment = selectors.assignment_of_user(assignment_id=assignment_id, user=user, lock=True)
+        if assignment is None:
+            raise NotFound("Assignment not found.")
+        if assignment.state == Assignment.State.SKIPPED:
+            raise Conflict("This clip was skipped; it cannot be answered.", code="skipped")
+        return _answer_again(assignment=assignment, user=user, answer=answer)
 
 
 def _answer_again(*, assignment: Assignment, user: AbstractBaseUser, answer: int) -> AnswerResult:

@@ -442,35 +442,78 @@ def _vote_stored(params: dict) -> list[tuple]:
     return [(vote.pk, is_gold)]
 
 
-# An answer in one round trip (in the caller's transaction, which holds the assignment's row
-# lock): store the vote, close the lease, count the vote, and mark the task's consensus stale
-# with its ``vote_seq`` bumped (consensus.consensus_enqueue's mark), so that a lost consensus
-# message is caught up by the sweep. Returns the vote's id and whether the task is gold (only
-# a gold clip's answer can need feedback: quality.answer_feedback). A second vote of the user
-# on the task fails on the unique constraint, leaving nothing behind.
-VOTE_STORED = Statement(
-    "lsf_vote_stored",
+def _answer_stored(params: dict) -> list[tuple]:
+    with transaction.atomic():
+        own = list(
+            Assignment.objects.select_for_update()
+            .filter(
+                pk=params["assignment"],
+                annotator_id=params["user"],
+                campaign__memberships__user_id=params["user"],
+            )
+            .values_list("id", "campaign_id", "task_id", "state", "holds_slot")
+        )
+        if not own:
+            return []
+        pk, campaign_id, task_id, state, holds_slot = own[0]
+        vote_id = is_gold = None
+        if state in ("active", "expired"):
+            freed = int(state == "active" and holds_slot)
+            vote_id, is_gold = _vote_stored(
+                {**params, "campaign": campaign_id, "task": task_id, "freed": freed}
+            )[0]
+    return [(pk, campaign_id, task_id, state, holds_slot, vote_id, is_gold)]
+
+
+# A fresh answer in one round trip and one statement (no BEGIN/COMMIT: it is its own
+# transaction): lock the user's own assignment (in a campaign the user belongs to); if it is
+# still open (active, or expired: a late answer is kept) close it, store the vote, count it and
+# mark the task's consensus stale (consensus.consensus_enqueue's mark, so that a lost consensus
+# message is caught up by the sweep). Returns the assignment's id, campaign,
+# task, state (as found) and holds_slot, then the vote's id and whether the task is gold; the
+# vote's id is null when the assignment was already answered or skipped (the caller then takes
+# the slow path: a retry, a correction or a refusal). No row: not the user's assignment.
+#
+# A double submit waits on the row lock, then sees the assignment answered (the lock re-reads
+# the row) and stores nothing. A second vote of the user on the task fails on the unique
+# constraint and the whole statement is undone.
+ANSWER_STORED = Statement(
+    "lsf_answer_stored",
     """
-WITH vote AS (
+WITH own AS (
+    SELECT a.id, a.campaign_id, a.task_id, a.state, a.holds_slot
+    FROM annotations_assignment AS a
+    WHERE a.id = %(assignment)s AND a.annotator_id = %(user)s
+      AND EXISTS (SELECT 1 FROM annotations_membership AS m
+                  WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
+    FOR UPDATE OF a
+), closed AS (
+    UPDATE annotations_assignment AS s SET state = 'answered', closed_at = %(at)s
+    FROM own
+    WHERE s.id = own.id AND own.state IN ('active', 'expired')
+    RETURNING own.campaign_id, own.task_id,
+              CASE WHEN own.state = 'active' AND own.holds_slot THEN 1 ELSE 0 END AS freed
+), vote AS (
     INSERT INTO annotations_vote
         (campaign_id, task_id, annotator_id, assignment_id, answer, time_ms, is_valid,
          created_at, updated_at)
-    VALUES (%(campaign)s, %(task)s, %(user)s, %(assignment)s, %(answer)s, %(time_ms)s, TRUE,
-            %(at)s, %(at)s)
+    SELECT closed.campaign_id, closed.task_id, %(user)s, %(assignment)s, %(answer)s,
+           %(time_ms)s, TRUE, %(at)s, %(at)s
+    FROM closed
     RETURNING id
-), closed AS (
-    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
-    WHERE id = %(assignment)s
 ), counted AS (
-    UPDATE annotations_task
-    SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s,
+    UPDATE annotations_task AS t
+    SET vote_count = vote_count + 1, lease_count = lease_count - closed.freed,
         consensus_stale = TRUE, vote_seq = vote_seq + 1, updated_at = statement_timestamp()
-    WHERE id = %(task)s
-    RETURNING is_gold
+    FROM closed
+    WHERE t.id = closed.task_id
+    RETURNING t.is_gold
 )
-SELECT vote.id, counted.is_gold FROM vote, counted
+SELECT own.id, own.campaign_id, own.task_id, own.state, own.holds_slot,
+       (SELECT id FROM vote), (SELECT is_gold FROM counted)
+FROM own
 """,
-    _vote_stored,
+    _answer_stored,
 )
 
 
