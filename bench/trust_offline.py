@@ -48,6 +48,7 @@ def run(
     max_votes: int = 5,
     target: float = 0.97,
     gold_share: float = 0.05,
+    keep: dict | None = None,
 ) -> dict:
     """Simulate one campaign; return the bench's measures.
 
@@ -200,6 +201,8 @@ def run(
                       settings, scene_of, len(scenes))  # fmt: skip
         decide(np.arange(clips))
     plain = ~is_gold
+    if keep is not None:
+        keep.update(locals())
     trusted = (status == 1) & plain
     right = trusted & (label == truth)
     valid = np.array(v_valid, dtype=bool)
