@@ -448,11 +448,32 @@ def confidence_decide(
         model.priors, TRUST_SETTINGS.temper, model.shifts(vote_scene),
     )  # fmt: skip
     status, label, conf, votes_needed = agreement.decide_confident(
-        joint, total, needed, cap, target, model.newcomer, TRUST_SETTINGS.temper
-    )
+        joint, total, needed, cap, target, model.newcomer, TRUST_SETTINGS.temper,
+        TRUST_SETTINGS.stop_margin,
+    )  # fmt: skip
     top = joint.argmax(axis=1) if len(joint) else np.zeros(0, dtype=np.int64)
     # Rounded: the two paths sum a clip's votes in different orders, which moves the last bits.
     return status, label, np.round(conf, 9), votes_needed, top
+
+
+def clip_settleable(
+    model: FittedModel, *, annotators, answers, scene: int, cap: int, target: float
+) -> bool:
+    """Whether a clip with these valid votes (voters and answers, in its scene) could still
+    settle under ``model``: some state reaches ``target`` now, or would if every vote left up
+    to ``cap`` named it, each from a newcomer. The unsettleable stop's own test, without its
+    margin: ``make bench-trust`` counts with it the votes given to clips that could not settle.
+    """
+    annotators = np.asarray(annotators, dtype=np.int64)
+    voters, worker = np.unique(annotators, return_inverse=True)
+    joint = agreement.tempered_log_joint(
+        np.zeros(len(annotators), dtype=np.int64), worker.reshape(-1),
+        np.asarray(answers, dtype=np.int64), 1, model.stack(voters), model.priors,
+        TRUST_SETTINGS.temper, model.shifts(np.full(len(annotators), scene)),
+    )  # fmt: skip
+    more = max(0, cap - len(annotators))
+    best = agreement.best_reachable(joint, more, model.newcomer, TRUST_SETTINGS.temper)
+    return bool(best[0] + 1e-9 >= target)
 
 
 def model_fit(*, data: CampaignArrays) -> FittedModel:
