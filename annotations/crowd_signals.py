@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import connection
 
-from .loading import CampaignArrays
+from .loading import CampaignArrays, fetch_ints
 
 MIN_OVERLAP = 15
 COLLUSION_Z = 4.0
@@ -129,13 +128,11 @@ def fatigue(data: CampaignArrays, *, campaign_id: int, min_checked: int = FATIGU
     """Return each annotator whose checked accuracy fell from the first half of their votes to
     the second, the largest drops first (flagged ones marked)."""
     reference = np.where(data.is_gold, data.gold_label, data.label)
-    with connection.cursor() as cursor:
-        # The order each annotator answered in; one query, read into arrays.
-        cursor.execute(_VOTES_IN_ORDER, [campaign_id])
-        rows = cursor.fetchall()
-    if not rows or not data.n_tasks:
+    # The order each annotator answered in; one query, read into arrays.
+    rows = fetch_ints(_VOTES_IN_ORDER, [campaign_id], 3)
+    if not len(rows) or not data.n_tasks:
         return []
-    annotator, task_id, answer = np.array(rows, dtype=np.int64).T
+    annotator, task_id, answer = rows.T
     at = np.clip(np.searchsorted(data.task_id, task_id), 0, data.n_tasks - 1)
     ref = np.where(data.task_id[at] == task_id, reference[at], -1)
     checked = ref >= 0
