@@ -439,8 +439,8 @@ def confidence_decide(
     """The confidence rule on some tasks, the same for one vote and for a recompute.
 
     Return ``(status, label, confidence, votes_needed, top state)``. A clip that even a
-    unanimous remainder of votes up to its cap could not make trusted goes to review at once
-    (``agreement.decide_confident``).
+    unanimous remainder of votes up to its cap, for whichever state, could not settle goes to
+    review at once (``agreement.decide_confident``, with ``TRUST_SETTINGS.stop_margin``).
     """
     annotators, worker = np.unique(vote_annotator, return_inverse=True)
     joint = agreement.tempered_log_joint(

@@ -55,7 +55,8 @@ def run(
     ``refit_every``: refit the model after this many votes (0: only at the end, as beat's
     10-minute recompute does in a bench run of a few minutes). ``qualification``: the first
     this many clips of each annotator are gold. ``model``: keyword arguments of
-    ``agreement.TrustSettings``.
+    ``agreement.TrustSettings``. ``keep``: a dict that receives the run's local variables
+    (votes, truth, final model, statuses) for an analysis script.
     """
     settings = agreement.TrustSettings(**(model or {}))
     rng = random.Random(seed)
