@@ -801,6 +801,11 @@ class TrustSettings:
     # Pseudo-votes at the crowd's accuracy that each group's (scene's) accuracy starts from;
     # 0 turns the scene term off.
     group_strength: float = 50.0
+    # How far (log-odds) the unsettleable stop wants the best case above the target.
+    stop_margin: float = 0.0
+    # EM's relative tolerance for the fit: 1e-5 takes 13 iterations on 86,000 clips x 5 votes
+    # where 1e-6 takes 44, and moves posteriors by about 1e-3.
+    tol: float = 1e-5
 
     def newcomer(self, n_states: int) -> NDArray[np.float64]:
         table = prior_confusion(n_states, self.accuracy, self.strength)
@@ -863,7 +868,7 @@ class TrustModelArrays:
             prior = newcomer * settings.strength
         result = dawid_skene(
             clip_idx, worker_idx, answer, n_clips=n_clips, n_workers=n_workers,
-            n_classes=n_states, gold=gold, confusion_prior=prior,
+            n_classes=n_states, gold=gold, confusion_prior=prior, tol=settings.tol,
         )  # fmt: skip
         shift = None
         if clip_group is not None and settings.group_strength > 0 and n_groups:
@@ -911,8 +916,9 @@ class TrustModelArrays:
         total = np.asarray(total, dtype=np.int64)
         joint = self.log_joint(clip_idx, worker_idx, answer, len(total), vote_group)
         return decide_confident(
-            joint, total, needed, max_votes, target, self.newcomer, self.settings.temper
-        )
+            joint, total, needed, max_votes, target, self.newcomer, self.settings.temper,
+            self.settings.stop_margin,
+        )  # fmt: skip
 
     def can_settle(
         self,
@@ -927,7 +933,7 @@ class TrustModelArrays:
         joint = self.log_joint(
             np.zeros(len(worker), dtype=np.int64), worker, answer, 1, np.full(len(worker), group)
         )
-        best = best_case_confidence(
+        best = best_reachable(
             joint, max(0, max_votes - len(worker)), self.newcomer, self.settings.temper
         )
         return bool(best[0] + _SHARE_TOL >= target)
@@ -957,18 +963,63 @@ def tempered_log_joint(
     conf, clip, worker, ans, n_clips, log_conf, log_prior = _checked_votes(
         clip_idx, worker_idx, answer, n_clips, confusion, priors
     )
-    k = conf.shape[1]
-    per_vote = log_conf[worker, :, ans].T  # [state, vote]
-    if vote_shift is not None:
+    k, n_workers = conf.shape[1], conf.shape[0]
+    # A vote's log-likelihood depends only on (voter, scene shift, answer): build that small
+    # table once (voters x shifts x states x answers) and gather from it, instead of working
+    # on every vote (86,000 clips x 5 votes: 0.65 s per vote, 0.05 s per table).
+    if vote_shift is None:
+        shifts, shift_idx = np.zeros(1), np.zeros(len(clip), dtype=np.int64)
+    else:
         shift = np.broadcast_to(np.asarray(vote_shift, dtype=np.float64), clip.shape)
-        diag = np.clip(conf[worker][:, np.arange(k), np.arange(k)].T, 1e-9, 1 - 1e-9)
-        with np.errstate(divide="ignore", over="ignore"):
-            right = 1.0 / (1.0 + np.exp(-(np.log(diag / (1 - diag)) + shift)))
-            hit = np.arange(k)[:, None] == ans[None, :]
-            per_vote = np.where(hit, np.log(right), per_vote + np.log1p(-right) - np.log1p(-diag))
+        shifts, shift_idx = np.unique(shift, return_inverse=True)
+        shift_idx = shift_idx.reshape(-1)
+    if len(shifts) * n_workers > max(4096, len(clip)):
+        # Nearly one shift per vote: the table would be larger than the votes.
+        per_vote = _per_vote_log_lik(conf, log_conf, worker, ans, shifts[shift_idx], k)
+    else:
+        table = _log_lik_table(conf, log_conf, shifts, k)  # [state, (worker, shift, answer)]
+        combo = (worker * len(shifts) + shift_idx) * k + ans
+        per_vote = table[:, combo]
     per_vote = per_vote * temper
     joint = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in per_vote])
     return np.ascontiguousarray((joint + log_prior[:, None]).T)
+
+
+def _shifted(conf: NDArray[np.float64], shift: NDArray[np.float64], k: int):
+    """The right-answer probability of each confusion row moved by ``shift`` on the log-odds,
+    and the diagonal it came from (both clipped away from 0 and 1)."""
+    diag = np.clip(conf[..., np.arange(k), np.arange(k)], 1e-9, 1 - 1e-9)
+    with np.errstate(divide="ignore", over="ignore"):
+        right = 1.0 / (1.0 + np.exp(-(np.log(diag / (1 - diag)) + shift)))
+    return right, diag
+
+
+def _log_lik_table(conf, log_conf, shifts, k) -> NDArray[np.float64]:
+    """log P(answer | state) for every voter, shift and answer: [state, flat (w, s, answer)].
+
+    Under a shift the right answer's probability moves on the log-odds and the wrong answers
+    keep their proportions (see ``tempered_log_joint``)."""
+    n_workers, n_shifts = conf.shape[0], len(shifts)
+    right, diag = _shifted(conf[:, None], shifts[None, :, None], k)  # w x s x state
+    with np.errstate(divide="ignore"):
+        wrong = np.log1p(-right) - np.log1p(-diag)  # w x s x state
+        table = log_conf[:, None, :, :] + wrong[..., None]  # w x s x state x answer
+        table[..., np.arange(k), np.arange(k)] = np.log(right)
+    # With shift 0 the table is the confusion itself (no rounding from the round trip).
+    zero = shifts == 0
+    table[:, zero] = log_conf[:, None]
+    return np.ascontiguousarray(table.transpose(2, 0, 1, 3).reshape(k, n_workers * n_shifts * k))
+
+
+def _per_vote_log_lik(conf, log_conf, worker, ans, shift, k) -> NDArray[np.float64]:
+    """log P(vote's answer | state) for each vote under its own shift: [state, vote]."""
+    per_vote = log_conf[worker, :, ans].T
+    right, diag = _shifted(conf[worker], shift[:, None], k)
+    right, diag = right.T, diag.T
+    with np.errstate(divide="ignore"):
+        hit = np.arange(k)[:, None] == ans[None, :]
+        moved = np.where(hit, np.log(right), per_vote + np.log1p(-right) - np.log1p(-diag))
+    return np.where(shift[None, :] == 0, per_vote, moved)
 
 
 def _normalise_log(joint: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -997,6 +1048,27 @@ def best_case_confidence(
     return post[np.arange(len(top)), top] if len(top) else np.zeros(0)
 
 
+def best_reachable(
+    joint: NDArray[np.float64], more: ArrayLike, newcomer: NDArray[np.float64], temper: float
+) -> NDArray[np.float64]:
+    """The highest posterior any state of each clip could reach if ``more`` further votes (per
+    clip) all named that state, each from a newcomer: whether the clip can still settle, as
+    trusted or (PASS) discarded, whichever state the votes to come would favour. The top
+    state is not always the one closest to settling: two weak votes may lead a strong one."""
+    joint = np.asarray(joint, dtype=np.float64)
+    n, k = joint.shape if joint.ndim == 2 else (0, 0)
+    if not n:
+        return np.zeros(0)
+    more = np.broadcast_to(np.asarray(more, dtype=np.float64), (n,))
+    with np.errstate(divide="ignore"):
+        log_new = np.log(newcomer)  # [true state, answer]
+    best = np.zeros(n)
+    for state in range(k):
+        post = _normalise_log(joint + log_new[:, state][None, :] * (temper * more[:, None]))
+        best = np.maximum(best, post[:, state])
+    return best
+
+
 def decide_confident(
     joint: NDArray[np.float64],
     total: ArrayLike,
@@ -1005,12 +1077,15 @@ def decide_confident(
     target: float,
     newcomer: NDArray[np.float64],
     temper: float = 1.0,
+    margin: float = 0.0,
 ) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.float64], NDArray[np.int64]]:
     """``decide_by_posterior`` on log joints, plus the unsettleable stop.
 
-    A clip below the target and under its cap that could not reach the target even if every
-    vote left up to the cap named its top state (``best_case_confidence``) is DISPUTED at once,
-    for review: no vote is asked that cannot settle it.
+    A clip below the target and under its cap that could not reach the target whatever state
+    every vote left up to the cap named (``best_reachable``) is DISPUTED at once, for review:
+    no vote is asked that cannot settle it. ``margin`` (log-odds, >= 0) makes the stop demand
+    that the best case clear the target by that much: the model is refitted as votes come, and
+    a clip the current fit can barely settle is one a later fit may find hopeless.
     """
     post = _normalise_log(np.asarray(joint, dtype=np.float64))
     status, label, conf, votes_needed = decide_by_posterior(post, total, needed, max_votes, target)
@@ -1021,8 +1096,11 @@ def decide_confident(
     asking = (status == COLLECTING) & (total >= need) & (total < cap)
     if asking.any():
         rows = np.flatnonzero(asking)
-        best = best_case_confidence(joint[rows], cap[rows] - total[rows], newcomer, temper)
-        hopeless = rows[best + _SHARE_TOL < target]
+        best = best_reachable(joint[rows], cap[rows] - total[rows], newcomer, temper)
+        line = target
+        if margin > 0:
+            line = 1.0 / (1.0 + math.exp(-(math.log(target / (1.0 - target)) + margin)))
+        hopeless = rows[best + _SHARE_TOL < line]
         status[hopeless] = DISPUTED
         votes_needed[hopeless] = need[hopeless]
     return status, label, conf, votes_needed

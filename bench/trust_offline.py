@@ -48,13 +48,15 @@ def run(
     max_votes: int = 5,
     target: float = 0.97,
     gold_share: float = 0.05,
+    keep: dict | None = None,
 ) -> dict:
     """Simulate one campaign; return the bench's measures.
 
     ``refit_every``: refit the model after this many votes (0: only at the end, as beat's
     10-minute recompute does in a bench run of a few minutes). ``qualification``: the first
     this many clips of each annotator are gold. ``model``: keyword arguments of
-    ``agreement.TrustSettings``.
+    ``agreement.TrustSettings``. ``keep``: a dict that receives the run's local variables
+    (votes, truth, final model, statuses) for an analysis script.
     """
     settings = agreement.TrustSettings(**(model or {}))
     rng = random.Random(seed)
@@ -200,6 +202,8 @@ def run(
                       settings, scene_of, len(scenes))  # fmt: skip
         decide(np.arange(clips))
     plain = ~is_gold
+    if keep is not None:
+        keep.update(locals())
     trusted = (status == 1) & plain
     right = trusted & (label == truth)
     valid = np.array(v_valid, dtype=bool)
@@ -259,6 +263,53 @@ def _unsettleable(votes, v_worker, v_answer, valid, fitted, plain, lo, hi, targe
     return wasted
 
 
+def oracle(keep: dict) -> dict:
+    """Re-decide a run's final valid votes with the crowd's true answer model (each simulated
+    annotator's accuracy, confusions and scene difficulty; the tiring ones at their mean drop,
+    the colluding pair as if independent): what any rule could do on those votes."""
+    from simulate import CONFUSED
+
+    valid = np.array(keep["v_valid"], dtype=bool)
+    clip = np.array(keep["v_clip"])[valid]
+    worker = np.array(keep["v_worker"])[valid]
+    answer = np.array(keep["v_answer"])[valid]
+    truth, plain, people = keep["truth"], keep["plain"], keep["people"]
+    log_post = np.zeros((keep["clips"], 7))
+    for c, w, a in zip(clip.tolist(), worker.tolist(), answer.tolist(), strict=True):
+        person = people[w]
+        for t in range(7):
+            if person.kind == "spammer":
+                log_post[c, t] += np.log(1 / 8)
+                continue
+            acc = max(0.0, person.accuracy - keep["difficulty"][c]
+                      - (0.2 if person.kind == "tiring" else 0.0))  # fmt: skip
+            p = np.zeros(8)
+            p[7], p[t] = 0.02, acc
+            rest = max(0.0, 0.98 - acc)
+            if person.kind == "biased":
+                p[4] += rest * 0.7
+                rest *= 0.3
+            if t in CONFUSED:
+                p[CONFUSED[t]] += rest * 0.6
+                rest *= 0.4
+            p[[k for k in range(7) if k != t]] += rest / 6
+            log_post[c, t] += np.log(max(p[a], 1e-12))
+    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    top, conf = post.argmax(axis=1)[plain], post.max(axis=1)[plain]
+    right = top == truth[plain]
+    order = np.argsort(-conf, kind="stable")
+    running = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    out = {}
+    for target in (0.96, 0.97):
+        ok = np.flatnonzero(running >= target)
+        out[f"share_at_precision_{target}"] = round((ok[-1] + 1) / len(order), 4) if len(ok) else 0
+    sure = conf >= 0.97
+    out["share_at_posterior_097"] = round(float(sure.mean()), 4)
+    out["precision_at_posterior_097"] = round(float(right[sure].mean()), 4)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=3000)
@@ -268,12 +319,16 @@ def main() -> None:
     parser.add_argument("--model", default="{}", help="TrustSettings as JSON")
     parser.add_argument("--max-votes", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.97)
+    parser.add_argument("--oracle", action="store_true", help="add the true model's bound")
     args = parser.parse_args()
+    keep: dict = {}
     result = run(
         clips=args.clips, seed=args.seed, refit_every=args.refit_every,
         qualification=args.qualification, model=json.loads(args.model),
-        max_votes=args.max_votes, target=args.target,
+        max_votes=args.max_votes, target=args.target, keep=keep,
     )  # fmt: skip
+    if args.oracle:
+        result["oracle"] = oracle(keep)
     print(json.dumps(result))
 
 

@@ -228,6 +228,86 @@ def test_best_case_confidence_and_the_stop():
     assert status[0] == agreement.DISPUTED
 
 
+def test_the_stop_asks_for_a_vote_when_another_state_than_the_top_can_still_settle():
+    """The stop looked only at the top state. Here the clip leans happy (0.6 against sad's
+    0.35), but a newcomer's happy vote says little (they say happy on a quarter of every
+    clip) while a sad vote says much: one more vote cannot settle it as happy, it can as sad."""
+    newcomer = np.full((K, K), 0.1)
+    newcomer[:, H] = 2.5
+    newcomer[H, H] = 3.0
+    newcomer[:, S] = 0.01
+    newcomer[S, S] = 9.0
+    newcomer /= newcomer.sum(axis=1, keepdims=True)
+    post = np.full(K, 0.05 / (K - 2))
+    post[H], post[S] = 0.6, 0.35
+    joint = np.log(post)[None]
+    assert agreement.best_case_confidence(joint, 1, newcomer, 1.0)[0] < 0.97
+    best = agreement.best_reachable(joint, 1, newcomer, 1.0)[0]
+    expected = post * newcomer[:, S]
+    assert best == pytest.approx(expected[S] / expected.sum()) and best >= 0.97
+    status, _, _, needed = agreement.decide_confident(joint, 3, 3, 4, 0.97, newcomer)
+    assert (status[0], needed[0]) == (agreement.COLLECTING, 4)
+
+
+def test_the_stop_margin_wants_the_best_case_clear_of_the_target():
+    """H, S, H, S at 4 of 6: two more happy votes would give 0.996 (log-odds 2.0 above
+    0.97's): one more vote is asked with a margin of 1, none with a margin of 3."""
+    newcomer = agreement.TrustSettings().newcomer(K)
+    joint = np.log(brute_posterior([(0, H), (1, S), (2, H), (3, S)], [newcomer] * 4,
+                                   agreement.default_priors(K)))[None]  # fmt: skip
+    for margin, status in ((0.0, agreement.COLLECTING), (1.0, agreement.COLLECTING),
+                           (3.0, agreement.DISPUTED)):  # fmt: skip
+        got, *_ = agreement.decide_confident(joint, 4, 3, 6, 0.97, newcomer, 1.0, margin)
+        assert got[0] == status, margin
+
+
+def test_clip_settleable_is_the_stop_of_the_rule():
+    """The bench counts unsettleable votes with ``clip_settleable``: on every clip the rule
+    leaves open below its cap it says yes, on every clip the stop sends to review no."""
+    rng = np.random.default_rng(11)
+    confusion = {a: np.stack([rng.dirichlet(np.ones(K) + 8 * np.eye(K)[k]) for k in range(K)])
+                 for a in range(1, 7)}  # fmt: skip
+    model = consensus.FittedModel(agreement.default_priors(K), confusion, scene_shift={5: -0.4})
+    seen = set()
+    for _ in range(300):
+        n = int(rng.integers(3, 5))
+        who = rng.choice(np.arange(1, 9), size=n, replace=False)  # 7 and 8 are newcomers
+        answers = rng.choice([H, S, N, F], size=n)
+        scene = int(rng.choice([5, 6]))
+        status, *_ = consensus.confidence_decide(
+            model, np.zeros(n, dtype=np.int64), who, answers, np.array([n]), np.array([3]),
+            np.array([5]), 0.97, vote_scene=np.full(n, scene),
+        )  # fmt: skip
+        settleable = consensus.clip_settleable(
+            model, annotators=who, answers=answers, scene=scene, cap=5, target=0.97
+        )
+        assert settleable == (int(status[0]) != agreement.DISPUTED), (who, answers)
+        seen.add(int(status[0]))
+    assert {agreement.TRUSTED, agreement.COLLECTING, agreement.DISPUTED} <= seen
+
+
+def test_the_log_likelihood_table_matches_the_vote_by_vote_formula():
+    """The joint is built from a table per voter and scene shift (few shifts), or vote by vote
+    when nearly every vote has its own shift: both give the formula of the scene term."""
+    rng = np.random.default_rng(5)
+    conf = rng.dirichlet(np.ones(K) * 2, size=(3, K))
+    priors = agreement.default_priors(K)
+    for n, shifts in ((400, np.array([-0.5, 0.0, 0.3])), (5000, rng.normal(size=5000))):
+        clip = rng.integers(0, 50, size=n)
+        worker = rng.integers(0, 3, size=n)
+        answer = rng.integers(0, K, size=n)
+        shift = shifts[rng.integers(0, len(shifts), size=n)] if n == 400 else shifts
+        got = agreement.tempered_log_joint(clip, worker, answer, 50, conf, priors, 1.0, shift)
+        want = np.tile(np.log(priors), (50, 1))
+        for c, w, a, d in zip(clip, worker, answer, shift, strict=True):
+            diag = np.clip(np.diag(conf[w]), 1e-9, 1 - 1e-9)
+            right = 1 / (1 + np.exp(-(np.log(diag / (1 - diag)) + d)))
+            row = np.log(conf[w][:, a]) + np.log1p(-right) - np.log1p(-diag)
+            row[a] = np.log(right[a])
+            want[c] += np.log(conf[w][:, a]) if d == 0 else row
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
 # --- the scene term ---------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from annotations import consensus, statistics
-from annotations.models import Role, Vote
+from annotations.models import Campaign, Role, TrustModel, Vote
 from tests.factories import CampaignFactory, MembershipFactory, TaskFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hasher")]
@@ -57,3 +57,27 @@ def test_a_colluding_pair_and_a_tiring_annotator_are_flagged(api):
 def test_no_statistics_yet_means_no_signals(api, campaign, rita):
     body = api(rita).get(f"/api/v1/campaigns/{campaign.pk}/signals/").json()
     assert body == {"computed_at": None, "collusion": [], "fatigue": [], "rules": {}}
+
+
+def test_the_signals_use_the_stored_model_and_fit_none(api, monkeypatch):
+    """The statistics refresh refitted the model for the collusion signal (doubling its cost
+    on a large campaign): a confidence campaign's stored model (the last recompute's) is
+    used, and a campaign without one still gets a fit."""
+    rng = random.Random(3)
+    campaign = CampaignFactory(aggregation=Campaign.Aggregation.CONFIDENCE)
+    users = crowd(campaign, 5)
+    for _ in range(30):
+        task = TaskFactory(campaign=campaign)
+        true = rng.randrange(7)
+        for user in rng.sample(users, 3):
+            answer = true if rng.random() < 0.8 else rng.randrange(7)
+            Vote.objects.create(task=task, campaign=campaign, annotator=user, answer=answer)
+    consensus.campaign_recompute(campaign_id=campaign.pk)
+    fits = []
+    real_fit = consensus.model_fit
+    monkeypatch.setattr(consensus, "model_fit", lambda **kw: fits.append(1) or real_fit(**kw))
+    stats = statistics.statistics_refresh(campaign_id=campaign.pk)
+    assert fits == [] and stats.data["signals"]["rules"]["min_overlap"] == 15
+    TrustModel.objects.filter(campaign=campaign).delete()
+    statistics.statistics_refresh(campaign_id=campaign.pk)
+    assert fits == [1]
