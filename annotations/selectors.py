@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -234,7 +234,15 @@ def tasks_page(
         tasks = tasks.filter(agreement__gte=value)
     if (value := filters.get("agreement_max")) is not None:
         tasks = tasks.filter(agreement__lte=value)
-    rows = list(tasks.order_by("id").values(*TASK_ROW_FIELDS)[: limit + 1])
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A page is a short walk of an index in id order that stops at ``limit``; a parallel
+            # plan (chosen when a scene filter makes the planner expect a long walk) starts
+            # workers and scans the primary key instead: 50 to 200 ms against 5 to 15 ms for a
+            # common status with a scene filter on 200,000 tasks (bench-tasks).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        rows = list(tasks.order_by("id").values(*TASK_ROW_FIELDS)[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, rows[-1]["id"] if more else None
