@@ -34,6 +34,7 @@ from .api import CampaignListView
 from .guidelines import MAX_EXAMPLES_PER_CLASS, MAX_GUIDELINES_CHARS
 from .models import Campaign, Role
 from .review_api import ClassKeyField
+from .serializers import ClipToAnnotateOutput
 
 CAMPAIGN_ID = path_id("campaign_id", "A campaign you are a member of.")
 E403_ADMIN = error_response("Only the campaign's admins (and superusers) may do this.")
@@ -585,6 +586,71 @@ class GoldRowOutput(serializers.Serializer):
 
 class GoldImportOutput(serializers.Serializer):
     rows = GoldRowOutput(many=True)
+
+
+class GoldCandidatesQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=gold.MAX_CANDIDATES, default=50)
+
+
+class GoldCandidateOutput(serializers.Serializer):
+    task = serializers.IntegerField(
+        help_text="The task id: PUT `tasks/{task}/gold/` sets its gold."
+    )
+    clip = ClipToAnnotateOutput()
+    clip_name = serializers.CharField()
+    scene = serializers.CharField()
+    scenario = serializers.CharField()
+    stratum = serializers.SerializerMethodField(
+        help_text="The likely class the sample was drawn for (the consensus label or the "
+        "model's leading class; null: none yet). The gold workspace does not show it, so a "
+        "reviewer labels blind."
+    )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_stratum(self, row) -> str | None:
+        return _label_key(row["likely"])
+
+
+class GoldCoverageOutput(serializers.Serializer):
+    clips = serializers.IntegerField(help_text="Clips in the campaign (not counting failed media).")
+    gold = serializers.IntegerField(help_text="Gold clips now.")
+    target = serializers.IntegerField(help_text="`gold_share` of the clips, rounded up.")
+
+
+class GoldCandidatesOutput(serializers.Serializer):
+    items = GoldCandidateOutput(many=True)
+    coverage = GoldCoverageOutput()
+
+
+class GoldCandidatesView(APIView):
+    """Clips to label as gold next: a stratified sample across scenes and likely classes, one
+    clip per (scene, likely class) in turn (reviewers and admins). Label one with
+    `PUT tasks/{task}/gold/`; it then leaves the sample. The same call gives the same sample
+    until clips are labelled."""
+
+    @extend_schema(
+        parameters=[CAMPAIGN_ID, GoldCandidatesQuery],
+        responses={
+            200: GoldCandidatesOutput,
+            400: E400,
+            401: E401,
+            403: E403_REVIEWER,
+            404: E404,
+        },  # fmt: skip
+        summary="Clips to label as gold (stratified sample)",
+        tags=["review"],
+    )
+    def get(self, request: Request, campaign_id: int) -> Response:
+        query = GoldCandidatesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        campaign, _ = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
+        )
+        body = {
+            "items": gold.gold_candidates(campaign_id=campaign.pk, **query.validated_data),
+            "coverage": gold.gold_coverage(campaign=campaign),
+        }
+        return Response(GoldCandidatesOutput(body, context={"request": request}).data)
 
 
 class GoldImportView(APIView):
