@@ -8,8 +8,8 @@ asked, only the valid ones) in one transaction, with one audit entry.
 from __future__ import annotations
 
 import csv
-import math
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -20,13 +20,12 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from clips.models import MediaStatus
-
 from labelstudio_ferv.errors import ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS, Answer, answer_from_key
 
 from .consensus import consensus_enqueue
-from .selectors import ClipView
 from .models import AuditEntry, Campaign, ConsensusStatus, Task
+from .selectors import ClipView
 
 MAX_GOLD_ROWS = 20000
 CSV_HEADER = ("clip", "label")
