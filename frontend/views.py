@@ -118,6 +118,13 @@ def gold_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 
 @login_required
+def gold_workspace(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Building the gold set: the keyboard workspace over a stratified sample of clips, where
+    each answer becomes the clip's gold label (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/gold_workspace.html", Role.REVIEWER, gold=True)
+
+
+@login_required
 def intake(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Uploading clips and source videos into the campaign, and following them (admins)."""
     return _page(request, campaign_id, "frontend/intake.html", Role.ADMIN)
