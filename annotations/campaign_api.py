@@ -58,6 +58,28 @@ class CampaignInput(serializers.Serializer):
     batch_size = serializers.IntegerField(min_value=1, max_value=10000)
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField(min_value=0.01, max_value=1)
+    target_precision = serializers.FloatField(
+        min_value=0.5, max_value=1,
+        help_text="Posterior a clip's top class needs to be trusted (confidence rule): above 0.5 "
+        "and below 1.",
+    )  # fmt: skip
+    audit_share = serializers.FloatField(
+        min_value=0, max_value=1,
+        help_text="Share of trusted clips sampled into the blind audit (0: no audit).",
+    )  # fmt: skip
+    qualification_clips = serializers.IntegerField(
+        min_value=0, max_value=1000,
+        help_text="Gold clips a newcomer answers, with feedback, before real clips (0: none).",
+    )  # fmt: skip
+    gold_max_answers = serializers.IntegerField(
+        min_value=0, max_value=1_000_000,
+        help_text="Answers after which a gold clip is retired and replaced (0: never).",
+    )  # fmt: skip
+    quality_confidence = serializers.FloatField(
+        min_value=0, max_value=1,
+        help_text="Posterior the gold evidence needs before a verdict goes against an annotator "
+        "(a pause): above 0 and below 1.",
+    )  # fmt: skip
     guidelines = serializers.CharField(
         max_length=MAX_GUIDELINES_CHARS, allow_blank=True, trim_whitespace=False,
         help_text="Markdown shown to annotators on their first visit and behind the help key "
@@ -114,6 +136,11 @@ class CampaignDetailOutput(serializers.Serializer):
     batch_size = serializers.IntegerField()
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField()
+    target_precision = serializers.FloatField()
+    audit_share = serializers.FloatField()
+    qualification_clips = serializers.IntegerField()
+    gold_max_answers = serializers.IntegerField()
+    quality_confidence = serializers.FloatField()
     guidelines = serializers.CharField(help_text="Markdown source.")
     guideline_examples = serializers.DictField(
         child=serializers.ListField(child=serializers.IntegerField())

@@ -77,7 +77,9 @@ def test_a_reviewer_builds_the_gold_set_in_the_gold_workspace(
     page.keyboard.press("0")
     wait_for(lambda: not Task.objects.get(pk=four).is_gold)
 
-    gold = dict(Task.objects.filter(campaign=campaign, is_gold=True).values_list("pk", "gold_label"))
+    gold = dict(
+        Task.objects.filter(campaign=campaign, is_gold=True).values_list("pk", "gold_label")
+    )
     assert gold == {int(one): 3}
     actions = list(
         AuditEntry.objects.filter(campaign=campaign, actor=rita)
