@@ -75,7 +75,8 @@ def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 def campaign_settings(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """A campaign's rules and state: edit, pause, resume, close (admins)."""
-    return _page(request, campaign_id, "frontend/campaign_settings.html", Role.ADMIN)
+    scenes = Scene.objects.select_related("scenario").order_by("scenario__position", "position")
+    return _page(request, campaign_id, "frontend/campaign_settings.html", Role.ADMIN, scenes=scenes)
 
 
 @login_required

@@ -10,26 +10,12 @@ from clips.models import Scene
 from tests.conftest import wait_for
 from tests.factories import TaskFactory
 from tests.frontend import test_browser as tb
-from tests.frontend.test_admin_browser import LAPTOP, PHONE, log_in, new_page, shot
+from tests.frontend.test_admin_browser import LAPTOP, PHONE, log_in, new_page, shot, shown_task
 from tests.frontend.test_browser import real_clip
 
 browser, server, media_files, screenshots = tb.browser, tb.server, tb.media_files, tb.screenshots
 
 pytestmark = pytest.mark.browser
-
-
-def shown_task(page, other_than: str | None = None) -> str:
-    """Wait until the gold workspace plays a clip (not ``other_than``) and return its task."""
-    page.wait_for_function(
-        """(prev) => {
-            const app = document.getElementById('app');
-            const v = document.getElementById('video');
-            return app.dataset.mode === 'labelling' && app.dataset.task &&
-                   app.dataset.task !== prev && v.readyState >= 2;
-        }""",
-        arg=other_than,
-    )
-    return page.get_attribute("#app", "data-task")
 
 
 def test_a_reviewer_builds_the_gold_set_in_the_gold_workspace(
@@ -51,7 +37,7 @@ def test_a_reviewer_builds_the_gold_set_in_the_gold_workspace(
     one = shown_task(page)
     # The first two clips come from the two scenes (one stratum each, then round two).
     assert {Task.objects.get(pk=one).clip.scene_id} <= {first.pk, second.pk}
-    assert "Gold clips: 0 of 1 wanted" in page.text_content("#progress")
+    assert "Gold clips: 0 · target 1" in page.text_content("#progress")
     shot(page, screenshots, "gold-workspace")
     page.keyboard.press("4")  # Happy
     two = shown_task(page, one)

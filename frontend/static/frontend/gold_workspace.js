@@ -34,7 +34,7 @@ let busy = false;
 function renderProgress() {
   if (!coverage) return;
   // One short line (the page keeps it on one line so the player never moves).
-  progressEl.textContent = `Gold clips: ${coverage.gold} of ${coverage.target} wanted · by you here: ${done.length}`;
+  progressEl.textContent = `Gold clips: ${coverage.gold} · target ${coverage.target} · by you here: ${done.length}`;
   progressEl.title = `${coverage.clips} clips in the campaign; the target is the campaign's gold share of them.`;
 }
 
