@@ -189,9 +189,8 @@ def test_an_admin_runs_a_campaign_from_the_browser(
     files = []
     for i in range(5):
         path = tmp_path / f"face-{i}.mp4"
-        make_test_video(
-            path, seconds=1.0, size=(240, 240), pattern=("testsrc2", "smptebars")[i % 2]
-        )
+        # Distinct sizes: two files with the same bytes would be one clip.
+        make_test_video(path, seconds=1.0, size=(240 + 16 * i, 240), pattern="testsrc2")
         files.append(str(path))
     admin.click(".campaign-nav >> text=Intake")
     admin.wait_for_selector("#app[data-ready='1']")
@@ -398,3 +397,13 @@ def test_a_paused_annotator_is_told_why_and_a_reviewer_reinstates_them(
     annotator.reload()
     shown_assignment(annotator)
     assert annotator.get_attribute("#app", "data-blocked") == ""
+    # Welcomed back, once: the message goes with the first answer and does not come again.
+    annotator.wait_for_selector("#message:has-text('Welcome back')")
+    assert annotator.locator("#message").evaluate("(m) => m.classList.contains('info')")
+    shot(annotator, screenshots, "workspace-welcome-back-phone")
+    annotator.keyboard.press("4")
+    annotator.wait_for_selector("#message", state="hidden")
+    annotator.reload()
+    shown_assignment(annotator)
+    annotator.wait_for_selector("#pending", state="hidden")
+    assert annotator.is_hidden("#message")
