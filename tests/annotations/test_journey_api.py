@@ -2,8 +2,8 @@
 
 A user allowed to create campaigns creates one, creates three annotator accounts and a reviewer,
 uploads clips, imports a gold set and labels one more from the stratified gold sample, the
-annotators work, the campaign is paused and resumed, the dashboard's numbers and an export follow. tests/frontend/test_admin_browser.py walks the same
-journey in the browser.
+annotators work, the campaign is paused and resumed, the dashboard's numbers and an export follow.
+tests/frontend/test_admin_browser.py walks the same journey in the browser.
 """
 
 from __future__ import annotations
