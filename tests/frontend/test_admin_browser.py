@@ -208,6 +208,9 @@ def test_an_admin_runs_a_campaign_from_the_browser(
         "#clip-uploads tbody tr", "(rows) => rows.map((r) => r.dataset.outcome)"
     )
     assert outcomes == ["ok"] * 5
+    admin.wait_for_function(
+        "document.getElementById('ingestion-counts')?.textContent.startsWith('5 clips: 5 ready')"
+    )
     shot(admin, screenshots, "admin-intake")
     tasks = list(Task.objects.filter(campaign=campaign).order_by("id"))
     assert sorted(t.clip.name for t in tasks) == [f"face-{i}.mp4" for i in range(5)]

@@ -174,6 +174,7 @@ function wire(kind, inputIds, selectId, tableId) {
 // ---- following ----------------------------------------------------------------------------
 
 async function followClips() {
+  let settled = false;
   for (const [id, rows] of [...following].slice(0, 20)) {
     try {
       const { data } = await api("GET", `${base}clips/${id}/`);
@@ -182,11 +183,16 @@ async function followClips() {
         else if (data.status === "failed") outcome(row, data.error || "Its media could not be processed.", false);
         else outcome(row, data.status === "processing" ? "Transcoding…" : "Waiting for a worker…");
       }
-      if (data.status === "ready" || data.status === "failed") following.delete(id);
+      if (data.status === "ready" || data.status === "failed") {
+        following.delete(id);
+        settled = true;
+      }
     } catch (err) {
       if (!err.retryable) following.delete(id);
     }
   }
+  // The counts below never lag the rows above: "5 Ready" next to "0 clips" would confuse.
+  if (settled) await pollIngestion();
 }
 
 function stageChips(video) {
