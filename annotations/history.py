@@ -222,7 +222,9 @@ def votes_roll_up(*, campaign_id: int, now: datetime | None = None) -> int:
             )
             if first is None:
                 return 0
-            start = _hour_of(first)
+            # Hours older than the history's window are never read: the first run of an old
+            # campaign starts a day before it.
+            start = max(_hour_of(first), _hour_of(now - timedelta(days=WINDOW_DAYS + 1)))
         if start >= until:
             return 0
         votes = (

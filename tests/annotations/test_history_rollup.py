@@ -54,6 +54,8 @@ def test_the_rollup_gives_the_same_history_and_each_hour_is_counted_once(api, ca
     assert cells[("ann", hour - timedelta(hours=5))] == (2, 120)  # one gap crosses the hour
     assert cells[("bea", hour - timedelta(hours=4))] == (2, 120)
     assert history(api, rita, campaign) == live
+    # Hours older than the window are never read, so never rolled up.
+    assert not VoteHour.objects.filter(campaign=campaign, annotator__username="old").exists()
 
     # New answers after the mark are read live; a second roll-up at once adds nothing.
     last = timezone.now()
