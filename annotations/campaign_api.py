@@ -35,6 +35,7 @@ from .api import CampaignListView
 from .guidelines import MAX_EXAMPLES_PER_CLASS, MAX_GUIDELINES_CHARS
 from .models import Campaign, Role
 from .review_api import ClassKeyField
+from .serializers import ClipToAnnotateOutput
 
 CAMPAIGN_ID = path_id("campaign_id", "A campaign you are a member of.")
 E403_ADMIN = error_response("Only the campaign's admins (and superusers) may do this.")
@@ -58,6 +59,28 @@ class CampaignInput(serializers.Serializer):
     batch_size = serializers.IntegerField(min_value=1, max_value=10000)
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField(min_value=0.01, max_value=1)
+    target_precision = serializers.FloatField(
+        min_value=0.5, max_value=1,
+        help_text="Posterior a clip's top class needs to be trusted (confidence rule): above 0.5 "
+        "and below 1.",
+    )  # fmt: skip
+    audit_share = serializers.FloatField(
+        min_value=0, max_value=1,
+        help_text="Share of trusted clips sampled into the blind audit (0: no audit).",
+    )  # fmt: skip
+    qualification_clips = serializers.IntegerField(
+        min_value=0, max_value=1000,
+        help_text="Gold clips a newcomer answers, with feedback, before real clips (0: none).",
+    )  # fmt: skip
+    gold_max_answers = serializers.IntegerField(
+        min_value=0, max_value=1_000_000,
+        help_text="Answers after which a gold clip is retired and replaced (0: never).",
+    )  # fmt: skip
+    quality_confidence = serializers.FloatField(
+        min_value=0, max_value=1,
+        help_text="Posterior the gold evidence needs before a verdict goes against an annotator "
+        "(a pause): above 0 and below 1.",
+    )  # fmt: skip
     guidelines = serializers.CharField(
         max_length=MAX_GUIDELINES_CHARS, allow_blank=True, trim_whitespace=False,
         help_text="Markdown shown to annotators on their first visit and behind the help key "
@@ -114,6 +137,11 @@ class CampaignDetailOutput(serializers.Serializer):
     batch_size = serializers.IntegerField()
     aggregation = serializers.ChoiceField(choices=Campaign.Aggregation.choices)
     ds_threshold = serializers.FloatField()
+    target_precision = serializers.FloatField()
+    audit_share = serializers.FloatField()
+    qualification_clips = serializers.IntegerField()
+    gold_max_answers = serializers.IntegerField()
+    quality_confidence = serializers.FloatField()
     guidelines = serializers.CharField(help_text="Markdown source.")
     guideline_examples = serializers.DictField(
         child=serializers.ListField(child=serializers.IntegerField())
@@ -586,6 +614,71 @@ class GoldRowOutput(serializers.Serializer):
 
 class GoldImportOutput(serializers.Serializer):
     rows = GoldRowOutput(many=True)
+
+
+class GoldCandidatesQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=gold.MAX_CANDIDATES, default=50)
+
+
+class GoldCandidateOutput(serializers.Serializer):
+    task = serializers.IntegerField(
+        help_text="The task id: PUT `tasks/{task}/gold/` sets its gold."
+    )
+    clip = ClipToAnnotateOutput()
+    clip_name = serializers.CharField()
+    scene = serializers.CharField()
+    scenario = serializers.CharField()
+    stratum = serializers.SerializerMethodField(
+        help_text="The likely class the sample was drawn for (the consensus label or the "
+        "model's leading class; null: none yet). The gold workspace does not show it, so a "
+        "reviewer labels blind."
+    )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_stratum(self, row) -> str | None:
+        return _label_key(row["likely"])
+
+
+class GoldCoverageOutput(serializers.Serializer):
+    clips = serializers.IntegerField(help_text="Clips in the campaign (not counting failed media).")
+    gold = serializers.IntegerField(help_text="Gold clips now.")
+    target = serializers.IntegerField(help_text="`gold_share` of the clips, rounded up.")
+
+
+class GoldCandidatesOutput(serializers.Serializer):
+    items = GoldCandidateOutput(many=True)
+    coverage = GoldCoverageOutput()
+
+
+class GoldCandidatesView(APIView):
+    """Clips to label as gold next: a stratified sample across scenes and likely classes, one
+    clip per (scene, likely class) in turn (reviewers and admins). Label one with
+    `PUT tasks/{task}/gold/`; it then leaves the sample. The same call gives the same sample
+    until clips are labelled."""
+
+    @extend_schema(
+        parameters=[CAMPAIGN_ID, GoldCandidatesQuery],
+        responses={
+            200: GoldCandidatesOutput,
+            400: E400,
+            401: E401,
+            403: E403_REVIEWER,
+            404: E404,
+        },  # fmt: skip
+        summary="Clips to label as gold (stratified sample)",
+        tags=["review"],
+    )
+    def get(self, request: Request, campaign_id: int) -> Response:
+        query = GoldCandidatesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        campaign, _ = access_campaign(
+            user=request.user, campaign_id=campaign_id, min_role=Role.REVIEWER
+        )
+        body = {
+            "items": gold.gold_candidates(campaign_id=campaign.pk, **query.validated_data),
+            "coverage": gold.gold_coverage(campaign=campaign),
+        }
+        return Response(GoldCandidatesOutput(body, context={"request": request}).data)
 
 
 class GoldImportView(APIView):

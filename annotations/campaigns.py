@@ -25,7 +25,10 @@ from .services import CAMPAIGN_FIELDS, campaign_check
 from .services import _lease_close as lease_close
 
 # Fields whose change alters how the votes already cast are read: their tasks are recomputed.
-_RULE_FIELDS = {"votes_per_clip", "max_votes", "min_agreement", "aggregation", "ds_threshold"}
+_RULE_FIELDS = {
+    "votes_per_clip", "max_votes", "min_agreement", "aggregation", "ds_threshold",
+    "target_precision",
+}  # fmt: skip
 # The fields of the majority rule that rules.py checks.
 _TRUST_FIELDS = {"votes_per_clip", "max_votes", "min_agreement", "aggregation"}
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count, F, Q, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+from clips.models import MediaStatus
 from labelstudio_ferv.errors import ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS, Answer, answer_from_key
 
 from .consensus import consensus_enqueue
-from .models import AuditEntry, Campaign, Task
+from .models import AuditEntry, Campaign, ConsensusStatus, Task
+from .selectors import ClipView
 
 MAX_GOLD_ROWS = 20000
 CSV_HEADER = ("clip", "label")
@@ -143,3 +148,71 @@ def gold_export_rows(*, campaign_id: int) -> Iterator[tuple[int, str, str]]:
     )
     for clip_id, name, label in rows.iterator(chunk_size=2000):
         yield clip_id, name, Answer(label).key
+
+
+MAX_CANDIDATES = 200
+# What the workspace needs of each clip (selectors.ClipView), read in the same query.
+CLIP_FIELDS = ("video", "poster", "duration_s", "fps", "frame_count", "width", "height")
+UNKNOWN = -1  # the likely-class stratum of a clip with no leading class yet
+
+
+def gold_candidates(*, campaign_id: int, limit: int = 50) -> list[dict]:
+    """Return a stratified sample of clips to label as gold: one clip per (scene, likely class)
+    stratum in turn, so the gold set covers every scene and class before any stratum repeats.
+
+    The likely class is the clip's consensus label, else its leading class by the confidence or
+    Dawid-Skene model (``ds_label``), else unknown. Within a stratum clips come in the campaign's
+    claim order (``draw``), so the sample is random but the same on every call until clips are
+    labelled. Gold clips, retired gold clips, discarded clips and clips whose media is not ready
+    are left out. Each row: task id, clip, clip name, scene, scenario, likely class index.
+    """
+    likely = Coalesce("label", "ds_label", Value(UNKNOWN))
+    rows = (
+        Task.objects.filter(
+            campaign_id=campaign_id,
+            is_gold=False,
+            gold_retired=False,
+            clip__status=MediaStatus.READY,
+        )  # fmt: skip
+        .exclude(status=ConsensusStatus.DISCARDED)
+        .annotate(
+            likely=likely,
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("clip__scene_id"), likely],
+                order_by=[F("draw").asc(), F("id").asc()],
+            ),
+        )
+        .filter(rank__lte=limit)
+        .order_by("rank", "clip__scene__position", "likely", "id")
+        .values(
+            "id",
+            "clip_id",
+            "clip__name",
+            "clip__scene__name",
+            "clip__scene__scenario__name",
+            "likely",
+            **{f: F(f"clip__{f}") for f in CLIP_FIELDS},
+        )[:limit]  # fmt: skip
+    )
+    return [
+        {
+            "task": row["id"],
+            "clip_name": row["clip__name"],
+            "scene": row["clip__scene__name"],
+            "scenario": row["clip__scene__scenario__name"],
+            "likely": None if row["likely"] == UNKNOWN else row["likely"],
+            "clip": ClipView(id=row["clip_id"], **{f: row[f] for f in CLIP_FIELDS}),
+        }  # fmt: skip
+        for row in rows
+    ]
+
+
+def gold_coverage(*, campaign: Campaign) -> dict:
+    """Return the gold set's size against its target (``gold_share`` of the usable clips)."""
+    totals = Task.objects.filter(campaign=campaign).aggregate(
+        clips=Count("id", filter=~Q(clip__status=MediaStatus.FAILED)),
+        gold=Count("id", filter=Q(is_gold=True) & ~Q(clip__status=MediaStatus.FAILED)),
+    )
+    totals["target"] = math.ceil(campaign.gold_share * totals["clips"])
+    return totals

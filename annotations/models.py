@@ -764,3 +764,45 @@ class AuditAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"audit of task {self.task_id}"
+
+
+class VoteHour(models.Model):
+    """One annotator's answers and active time in one campaign in one hour: a rollup of the
+    votes for the progress history (history.py), written by a periodic task, never by the vote.
+
+    ``hour`` is the start of the hour in the server's time zone (as ``TruncHour``). ``active_s``
+    sums the gaps under ``history.ACTIVE_GAP_S`` before each answer of the hour, measured to the
+    annotator's previous answer even when that one fell in an earlier hour.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    hour = models.DateTimeField()
+    answers = models.PositiveIntegerField()
+    active_s = models.FloatField()
+
+    class Meta:
+        constraints = [
+            # An hour is rolled up once (the mark moves past it in the same transaction).
+            models.UniqueConstraint(
+                fields=["campaign", "hour", "annotator"], name="vote_hour_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.answers} answers of {self.annotator_id} at {self.hour:%Y-%m-%d %H}h"
+
+
+class VoteHourMark(models.Model):
+    """How far a campaign's votes are rolled up: every vote created before ``rolled_until`` (a
+    whole hour) is counted in ``VoteHour``; later ones are read from the votes themselves."""
+
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    rolled_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id} rolled up until {self.rolled_until}"

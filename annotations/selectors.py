@@ -7,7 +7,17 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -15,6 +25,7 @@ from clips.models import Clip, MediaStatus, Scene
 
 from . import statements
 from .models import (
+    AnnotatorPause,
     Assignment,
     AuditEntry,
     Campaign,
@@ -44,6 +55,14 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     A superuser gets every campaign, as admin where not a member.
     """
     role = Membership.objects.filter(campaign=OuterRef("pk"), user=user).values("role")[:1]
+    # The user's latest reinstatement (index pause_annotator), for the workspace's "welcome
+    # back"; it counts only while the user is not paused again.
+    reinstated = AnnotatorPause.objects.filter(
+        campaign=OuterRef("pk"), annotator=user, action=AnnotatorPause.Action.REINSTATE
+    ).order_by("-id")
+    paused = Membership.objects.filter(
+        campaign=OuterRef("pk"), user=user, paused_at__isnull=False
+    ).values("pk")[:1]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Vote.objects.filter(campaign=OuterRef("pk"), annotator=user)
     campaigns = Campaign.objects.all()
@@ -57,6 +76,9 @@ def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
         ),
         my_votes=_count(mine),
         my_votes_today=_count(mine.filter(created_at__gte=midnight)),
+        reinstated_at=Subquery(reinstated.values("created_at")[:1]),
+        reinstated_note=Subquery(reinstated.values("reason")[:1]),
+        paused_now=Exists(paused),
     ).order_by("name")
 
 

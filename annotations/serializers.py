@@ -43,12 +43,28 @@ class OwnProgressOutput(serializers.Serializer):
     )
 
 
+class ReinstatedOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    note = serializers.CharField(help_text="The reviewer's note (may be empty).")
+
+
 class CampaignOutput(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     description = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices, help_text="Your role in this campaign.")
     progress = OwnProgressOutput(source="*")
+    reinstated = serializers.SerializerMethodField(
+        help_text="When a reviewer last let you work again after a pause, with their note; null "
+        "if you were never paused, or are paused now. The workspace says welcome back once."
+    )
+
+    @extend_schema_field(ReinstatedOutput(allow_null=True))
+    def get_reinstated(self, campaign) -> dict | None:
+        at = getattr(campaign, "reinstated_at", None)
+        if at is None or getattr(campaign, "paused_now", False):
+            return None
+        return ReinstatedOutput({"at": at, "note": campaign.reinstated_note or ""}).data
 
 
 class ProgressOutput(serializers.Serializer):

@@ -50,7 +50,8 @@ from .statements import (
 CAMPAIGN_FIELDS = (
     "name", "description", "votes_per_clip", "max_votes", "min_agreement", "gold_share",
     "lease_seconds", "batch_size", "aggregation", "ds_threshold", "guidelines",
-    "guideline_examples", "daily_quota", "scene_priority",
+    "guideline_examples", "daily_quota", "scene_priority", "target_precision", "audit_share",
+    "qualification_clips", "gold_max_answers", "quality_confidence",
 )  # fmt: skip
 
 
@@ -83,11 +84,26 @@ def campaign_check(*, campaign: Campaign, trust_rule: bool = True) -> None:
         "min_agreement": (campaign.min_agreement, False),
         "gold_share": (campaign.gold_share, True),
         "ds_threshold": (campaign.ds_threshold, False),
+        "audit_share": (campaign.audit_share, True),
     }
     for field, (value, zero_ok) in shares.items():
         if not (0 <= value <= 1 if zero_ok else 0 < value <= 1):
             bounds = "between 0 and 1" if zero_ok else "above 0 and at most 1"
             raise _invalid(field, f"{field} is a share: {bounds} (got {value}).")
+    # Open intervals, as the database's check constraints: a posterior of 1 is never reached,
+    # and a target of 1/2 or less would trust a clip that is as likely wrong as right.
+    if not 0.5 < campaign.target_precision < 1:
+        raise _invalid(
+            "target_precision",
+            f"target_precision is a probability above 0.5 and below 1 (got "
+            f"{campaign.target_precision}).",
+        )
+    if not 0 < campaign.quality_confidence < 1:
+        raise _invalid(
+            "quality_confidence",
+            f"quality_confidence is a probability above 0 and below 1 (got "
+            f"{campaign.quality_confidence}).",
+        )
     if campaign.lease_seconds < 10:
         raise _invalid("lease_seconds", "A lease lasts at least 10 seconds.")
     if campaign.batch_size < 1:

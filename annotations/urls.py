@@ -207,6 +207,11 @@ urlpatterns += [
         name="campaign-gold-import",
     ),
     path(
+        "campaigns/<lsf_id:campaign_id>/gold/candidates/",
+        campaign_api.GoldCandidatesView.as_view(),
+        name="campaign-gold-candidates",
+    ),
+    path(
         "campaigns/<lsf_id:campaign_id>/gold/export/",
         campaign_api.GoldExportView.as_view(),
         name="campaign-gold-export",

@@ -26,6 +26,7 @@ urlpatterns = [
     ),
     path("campaigns/<lsf_id:campaign_id>/audit/", views.audit, name="audit"),
     path("campaigns/<lsf_id:campaign_id>/gold/", views.gold_page, name="gold"),
+    path("campaigns/<lsf_id:campaign_id>/gold/label/", views.gold_workspace, name="gold-workspace"),
     path("campaigns/<lsf_id:campaign_id>/intake/", views.intake, name="intake"),
     path("campaigns/<lsf_id:campaign_id>/guidelines/", views.guidelines, name="guidelines"),
 ]

@@ -75,7 +75,8 @@ def dashboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 def campaign_settings(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """A campaign's rules and state: edit, pause, resume, close (admins)."""
-    return _page(request, campaign_id, "frontend/campaign_settings.html", Role.ADMIN)
+    scenes = Scene.objects.select_related("scenario").order_by("scenario__position", "position")
+    return _page(request, campaign_id, "frontend/campaign_settings.html", Role.ADMIN, scenes=scenes)
 
 
 @login_required
@@ -115,6 +116,13 @@ def audit(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def gold_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Gold labels in bulk: import a CSV, export one (reviewers and admins)."""
     return _page(request, campaign_id, "frontend/gold.html", Role.REVIEWER)
+
+
+@login_required
+def gold_workspace(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Building the gold set: the keyboard workspace over a stratified sample of clips, where
+    each answer becomes the clip's gold label (reviewers and admins)."""
+    return _page(request, campaign_id, "frontend/gold_workspace.html", Role.REVIEWER, gold=True)
 
 
 @login_required

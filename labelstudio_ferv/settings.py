@@ -305,6 +305,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("CONSENSUS_SWEEP_SECONDS", 15)),
     },
     "refresh-campaigns": {"task": "annotations.refresh_active_campaigns", "schedule": 600.0},
+    # The progress history's per-hour summary (annotations/history.py): whole hours only.
+    "roll-up-vote-hours": {"task": "annotations.roll_up_vote_hours", "schedule": 300.0},
     "refit-trust-models": {
         "task": "annotations.refit_trust_models",
         "schedule": float(envint("TRUST_REFIT_SECONDS", 30)),

@@ -91,6 +91,7 @@ def test_the_campaign_list_shows_role_and_own_progress_only(api, alice, bob, rit
             "description": "",
             "role": "annotator",
             "progress": {"answered": 2, "answered_today": 1, "clips": 3},
+            "reinstated": None,
         }
     ]
     assert api(rita).get("/api/v1/campaigns/").json()[0]["role"] == "reviewer"

@@ -70,6 +70,13 @@ def test_a_user_without_the_permission_cannot_create_one(api, alice, stranger):
         ({"max_votes": 31}, "max_votes", ""),
         ({"name": ""}, "name", ""),
         ({"name": "Scenes of daily life"}, "name", "exists already"),
+        ({"target_precision": 1}, "target_precision", "below 1"),
+        ({"target_precision": 0.5}, "target_precision", "above 0.5"),
+        ({"target_precision": 0.2}, "target_precision", ""),
+        ({"audit_share": -0.1}, "audit_share", ""),
+        ({"quality_confidence": 1}, "quality_confidence", "below 1"),
+        ({"qualification_clips": -1}, "qualification_clips", ""),
+        ({"gold_max_answers": "many"}, "gold_max_answers", ""),
     ],
 )
 def test_bad_rules_are_refused_naming_the_field(api, root, campaign, body, field, words):
@@ -207,3 +214,18 @@ def test_a_campaign_made_in_the_django_admin_has_its_creator_as_admin(client, ro
     campaign = Campaign.objects.get(name="From the admin")
     assert campaign.created_by == root
     assert Membership.objects.get(campaign=campaign).user == root
+
+
+def test_an_admin_sets_the_precision_audit_and_qualification_rules(api, adam, campaign):
+    url = f"/api/v1/campaigns/{campaign.pk}/"
+    body = {
+        "target_precision": 0.99, "audit_share": 0.1, "qualification_clips": 4,
+        "gold_max_answers": 50, "quality_confidence": 0.9,
+    }  # fmt: skip
+    response = api(adam).patch(url, body, format="json")
+    assert response.status_code == 200
+    assert {k: response.json()[k] for k in body} == body
+    campaign.refresh_from_db()
+    assert {k: getattr(campaign, k) for k in body} == body
+    entry = AuditEntry.objects.get(campaign=campaign, action="campaign_edited")
+    assert entry.details["after"] == body

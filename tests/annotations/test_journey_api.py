@@ -1,9 +1,9 @@
 """The admin journey of issue 15 over the API only: no shell, no Django admin.
 
 A user allowed to create campaigns creates one, creates three annotator accounts and a reviewer,
-uploads clips, imports a gold set, the annotators work, the campaign is paused and resumed, the
-dashboard's numbers and an export follow. tests/frontend/test_admin_browser.py walks the same
-journey in the browser.
+uploads clips, imports a gold set and labels one more from the stratified gold sample, the
+annotators work, the campaign is paused and resumed, the dashboard's numbers and an export follow.
+tests/frontend/test_admin_browser.py walks the same journey in the browser.
 """
 
 from __future__ import annotations
@@ -112,9 +112,16 @@ def test_an_admin_runs_a_campaign_over_the_api_from_creation_to_export(
         ["face-0.mp4", "happy"],
         ["face-1.mp4", "sad"],
     ]
+    # And labels one more in the gold workspace's way: the stratified sample, then the PUT.
+    sample = rosa.get(base + "gold/candidates/").json()
+    assert sample["coverage"]["gold"] == 2
+    pick = sample["items"][0]
+    assert pick["clip_name"] not in ("face-0.mp4", "face-1.mp4")
+    put = rosa.put(f"{base}tasks/{pick['task']}/gold/", {"gold_label": "fear"}, format="json")
+    assert put.status_code == 200
     gold_only = rosa.get(base + "tasks/?gold=true").json()["items"]
     assert {t["clip_name"]: t["gold_label"] for t in gold_only} == {
-        "face-0.mp4": "happy", "face-1.mp4": "sad",
+        "face-0.mp4": "happy", "face-1.mp4": "sad", pick["clip_name"]: "fear",
     }  # fmt: skip
 
     # Each annotator answers two clips.
@@ -142,7 +149,7 @@ def test_an_admin_runs_a_campaign_over_the_api_from_creation_to_export(
 
     # The dashboard's numbers, and an export.
     progress = rosa.get(base + "progress/").json()
-    assert (progress["clips"], progress["gold"], progress["votes"]) == (len(CLIPS), 2, 6)
+    assert (progress["clips"], progress["gold"], progress["votes"]) == (len(CLIPS), 3, 6)
     with django_capture_on_commit_callbacks(execute=True):
         job = carol.post(base + "exports/", {"kind": "labels"}, format="json")
     assert job.status_code in (200, 201, 202), job.json()
@@ -153,7 +160,7 @@ def test_an_admin_runs_a_campaign_over_the_api_from_creation_to_export(
     audit = rosa.get(base + "audit/").json()["items"]
     assert [(e["action"], e["actor"]) for e in audit] == [
         ("campaign_resumed", "carol"), ("campaign_paused", "carol"),
-        ("gold_imported", "rosa"), ("members_added", "carol"),
+        ("gold_set", "rosa"), ("gold_imported", "rosa"), ("members_added", "carol"),
         ("campaign_edited", "carol"), ("campaign_created", "carol"),
     ]  # fmt: skip
     campaign = Campaign.objects.get(pk=cid)

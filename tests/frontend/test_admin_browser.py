@@ -1,12 +1,13 @@
 """The admin journey of issue 15 in headless Chromium, with no shell and no Django admin.
 
-A user allowed to create campaigns creates one on the home page, sets its rules, creates three
-annotator accounts (their one-time passwords shown once) and adds a reviewer, imports a gold
-set, retires a gold clip on the tasks page; an annotator logs in with the password the page gave
-and works; the admin pauses the campaign (the annotator sees why, in place of the player) and
-resumes it, looks at the dashboard and starts an export, then reads the audit log. Every page is
-also looked at on a phone. tests/annotations/test_journey_api.py walks the same journey over the
-API.
+A user allowed to create campaigns creates one on the home page, sets its rules (a refused rule
+says why next to its field), creates three annotator accounts (their one-time passwords shown
+once) and adds a reviewer, uploads clips on the intake page, builds a gold set in the gold
+workspace (a CSV with a bad row changes nothing), retires a gold clip on the tasks page; an
+annotator logs in with the password the page gave and works; the admin pauses the campaign (the
+annotator sees why, in place of the player) and resumes it, looks at the dashboard and starts an
+export, then reads the audit log. Every page is also looked at on a phone.
+tests/annotations/test_journey_api.py walks the same journey over the API.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from annotations.models import Campaign, ExportJob, Membership, Task, Vote
+from clips.models import MediaStatus, Scene
+from clips.synthetic import make_test_video
 from tests.conftest import wait_for
 from tests.factories import TaskFactory, UserFactory
 from tests.frontend import test_browser as tb
@@ -50,13 +53,27 @@ def log_in(page, server, username: str, password: str = "pw-for-tests") -> None:
     page.wait_for_url(server.url + "/")
 
 
+def shown_task(page, other_than: str | None = None) -> str:
+    """Wait until the gold workspace plays a clip (not ``other_than``) and return its task."""
+    page.wait_for_function(
+        """(prev) => {
+            const app = document.getElementById('app');
+            const v = document.getElementById('video');
+            return app.dataset.mode === 'labelling' && app.dataset.task &&
+                   app.dataset.task !== prev && v.readyState >= 2;
+        }""",
+        arg=other_than,
+    )
+    return page.get_attribute("#app", "data-task")
+
+
 def shot(page, screenshots, name: str) -> None:
     no_sideways_scroll(page)
     page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
 
 def test_an_admin_runs_a_campaign_from_the_browser(
-    browser, server, media_files, screenshots, live_db
+    browser, server, media_files, screenshots, live_db, tmp_path
 ):
     carol = UserFactory(username="carol")
     carol.user_permissions.add(Permission.objects.get(codename="add_campaign"))
@@ -97,6 +114,34 @@ def test_an_admin_runs_a_campaign_from_the_browser(
     assert (campaign.aggregation, campaign.votes_per_clip, campaign.max_votes) == (
         "majority", 2, 3,
     )  # fmt: skip
+    # The precision, quality and assignment rules: a bad value is named next to its field.
+    school = Scene.objects.get(name="School")
+    admin.fill("#cs-target_precision", "1.5")
+    admin.fill("#cs-daily_quota", "200")
+    admin.fill(f"#cs-scene_priority input[data-scene='{school.pk}']", "500")
+    admin.click("text=Save changes")
+    admin.wait_for_selector("#cs-target_precision-error:not([hidden])")
+    assert admin.get_attribute("#cs-target_precision", "aria-invalid") == "true"
+    shot(admin, screenshots, "admin-settings-rules-error")
+    admin.fill("#cs-target_precision", "0.99")
+    admin.click("text=Save changes")
+    admin.wait_for_selector("#cs-scene_priority-error:not([hidden])")
+    assert "School" in admin.text_content("#cs-scene_priority-error")
+    assert admin.is_hidden("#cs-target_precision-error")
+    weight = f"#cs-scene_priority input[data-scene='{school.pk}']"
+    assert admin.get_attribute(weight, "aria-invalid") == "true"
+    admin.fill(weight, "5")
+    admin.fill("#cs-audit_share", "0.1")
+    admin.click("text=Save changes")
+    admin.wait_for_selector("#saved:has-text('Saved')")
+    campaign.refresh_from_db()
+    assert (campaign.target_precision, campaign.daily_quota, campaign.audit_share) == (
+        0.99, 200, 0.1,
+    )  # fmt: skip
+    assert campaign.scene_priority == {str(school.pk): 5}
+    admin.reload()
+    admin.wait_for_function("document.getElementById('cs-daily_quota').value === '200'")
+    assert admin.input_value(weight) == "5"
 
     # Three annotator accounts at once: their passwords are shown once, with a CSV to keep.
     admin.click(".campaign-nav >> text=Members")
@@ -140,13 +185,42 @@ def test_an_admin_runs_a_campaign_from_the_browser(
     assert admin.is_visible("#none-paused") and admin.is_hidden("#paused")
     shot(admin, screenshots, "admin-members")
 
-    # Clips arrive (the upload page is another page's work; real playable clips here).
-    tasks = [TaskFactory(campaign=campaign, clip=real_clip(media_files, i)) for i in range(8)]
-    names = [t.clip.name for t in tasks]
+    # Clips arrive through the intake page: the admin picks a scene and chooses the files.
+    files = []
+    for i in range(5):
+        path = tmp_path / f"face-{i}.mp4"
+        # Distinct sizes: two files with the same bytes would be one clip.
+        make_test_video(path, seconds=1.0, size=(240 + 16 * i, 240), pattern="testsrc2")
+        files.append(str(path))
+    admin.click(".campaign-nav >> text=Intake")
+    admin.wait_for_selector("#app[data-ready='1']")
+    admin.select_option("#clip-scene", str(school.pk))
+    admin.set_input_files("#clip-files", files)
+    # Each file is transcoded as it arrives; on a busy machine that takes a while.
+    admin.wait_for_function(
+        """() => {
+            const rows = [...document.querySelectorAll('#clip-uploads tbody tr')];
+            return rows.length === 5 && rows.every((r) => r.dataset.outcome !== 'working');
+        }""",
+        timeout=300_000,
+    )
+    outcomes = admin.eval_on_selector_all(
+        "#clip-uploads tbody tr", "(rows) => rows.map((r) => r.dataset.outcome)"
+    )
+    assert outcomes == ["ok"] * 5
+    admin.wait_for_function(
+        "document.getElementById('ingestion-counts')?.textContent.startsWith('5 clips: 5 ready')"
+    )
+    shot(admin, screenshots, "admin-intake")
+    tasks = list(Task.objects.filter(campaign=campaign).order_by("id"))
+    assert sorted(t.clip.name for t in tasks) == [f"face-{i}.mp4" for i in range(5)]
+    assert {(t.clip.status, t.clip.scene_id, t.priority) for t in tasks} == {
+        (MediaStatus.READY, school.pk, 5)
+    }
 
-    # A gold set from a CSV: a bad row first changes nothing and says which row and why.
+    # A gold CSV with a bad row changes nothing and says which row and why.
     admin.click(".campaign-nav >> text=Gold")
-    bad = f"clip,label\n{names[0]},happy\nno-such-clip.mp4,sad\n"
+    bad = "clip,label\nface-0.mp4,happy\nno-such-clip.mp4,sad\n"
     admin.set_input_files("#gi-file", files=[
         {"name": "gold.csv", "mimeType": "text/csv", "buffer": bad.encode()}
     ])  # fmt: skip
@@ -155,33 +229,47 @@ def test_an_admin_runs_a_campaign_from_the_browser(
     assert admin.locator("#results tbody tr").count() == 2
     assert "no-such-clip.mp4" in admin.text_content("#results tbody tr.result-error")
     assert not Task.objects.filter(campaign=campaign, is_gold=True).exists()
-    good = f"clip,label\n{names[0]},happy\n{names[1]},sad\n{tasks[2].clip_id},fear\n"
-    admin.set_input_files("#gi-file", files=[
-        {"name": "gold.csv", "mimeType": "text/csv", "buffer": good.encode()}
-    ])  # fmt: skip
-    admin.click("button:has-text('Import')")
-    admin.wait_for_selector("#summary:has-text('3 clip(s) made gold')")
-    assert admin.locator("#results tbody tr.result-gold").count() == 3
     shot(admin, screenshots, "admin-gold")
+
+    # The gold set built in the gold workspace: watch each clip, press its class; 0 leaves one out.
+    admin.click("#gold-workspace")
+    admin.wait_for_url("**/gold/label/")
+    labelled, shown = [], None
+    for key in ("4", "0", "6", "3"):
+        shown = shown_task(admin, shown)
+        if key != "0":
+            labelled.append((int(shown), int(key) - 1))
+        admin.keyboard.press(key)
+    shown_task(admin, shown)
+    wait_for(lambda: Task.objects.filter(campaign=campaign, is_gold=True).count() == 3)
+    gold = dict(
+        Task.objects.filter(campaign=campaign, is_gold=True).values_list("pk", "gold_label")
+    )
+    assert gold == dict(labelled)
+    assert "Gold clips: 3 · target 1" in admin.text_content("#progress")
+    shot(admin, screenshots, "admin-gold-workspace")
+    admin.click("text=Back to the gold set")
     export = admin.get_attribute("#export", "href")
     assert admin.request.get(server.url + export).text().count("\n") == 4  # header + 3 rows
+    names = {t.pk: t.clip.name for t in tasks}
+    retired = names[labelled[2][0]]
 
     # The tasks page: gold only, one retired; each row links to the clip's history.
     admin.click(".campaign-nav >> text=Tasks")
     admin.wait_for_selector("#tasks tbody tr[data-task]")
-    assert admin.locator("#tasks tbody tr[data-task]").count() == 8
+    assert admin.locator("#tasks tbody tr[data-task]").count() == 5
     admin.select_option("#f-gold", "true")
     admin.click("text=Apply filters")
     admin.wait_for_function("document.getElementById('app').dataset.loaded === '3'")
-    admin.click(f"[aria-label='Retire gold clip {names[2]}']")
+    admin.click(f"[aria-label='Retire gold clip {retired}']")
     admin.wait_for_selector("#confirm:has-text('no longer gold')")
-    wait_for(lambda: not Task.objects.get(pk=tasks[2].pk).is_gold)
+    wait_for(lambda: not Task.objects.get(pk=labelled[2][0]).is_gold)
     admin.fill("#f-agreement_min", "2")
     admin.click("text=Apply filters")
     admin.wait_for_selector("#filter-error:not([hidden])")
     assert admin.get_attribute("#f-agreement_min", "aria-invalid") == "true"
     admin.click("button:has-text('Clear')")
-    admin.wait_for_function("document.getElementById('app').dataset.loaded === '8'")
+    admin.wait_for_function("document.getElementById('app').dataset.loaded === '5'")
     shot(admin, screenshots, "admin-tasks")
 
     # An annotator logs in with the password the members page gave and answers three clips.
@@ -239,8 +327,9 @@ def test_an_admin_runs_a_campaign_from_the_browser(
         "#audit tbody tr[data-action]", "(rows) => rows.map((r) => r.dataset.action)"
     )
     assert actions == [
-        "campaign_resumed", "campaign_paused", "gold_retired", "gold_imported", "members_added",
-        "members_added", "campaign_edited", "campaign_created",
+        "campaign_resumed", "campaign_paused", "gold_retired", "gold_set", "gold_set",
+        "gold_set", "members_added", "members_added", "campaign_edited", "campaign_edited",
+        "campaign_created",
     ]  # fmt: skip
     assert "Campaign paused" in admin.text_content("#audit tbody")
     shot(admin, screenshots, "admin-audit")
@@ -254,12 +343,14 @@ def test_an_admin_runs_a_campaign_from_the_browser(
         ("members", "#members tr[data-username]"),
         ("tasks", "#tasks tbody tr[data-task]"),
         ("gold", "#import"),
+        ("intake", "#app[data-ready='1']"),
+        ("gold/label", "#app[data-task]"),
         ("audit", "#audit tbody tr[data-action]"),
     ):
         phone.goto(f"{server.url}/campaigns/{campaign.pk}/{name}/")
         phone.wait_for_selector(ready)
         assert phone.locator(".campaign-nav").get_by_role("link", name="Tasks").is_visible()
-        shot(phone, screenshots, f"admin-{name}-phone")
+        shot(phone, screenshots, f"admin-{name.replace('/', '-')}-phone")
     admin.click(".campaign-nav >> text=Settings")
     admin.click("text=Pause campaign")
     annotator_phone = new_page(browser, PHONE)
@@ -309,3 +400,13 @@ def test_a_paused_annotator_is_told_why_and_a_reviewer_reinstates_them(
     annotator.reload()
     shown_assignment(annotator)
     assert annotator.get_attribute("#app", "data-blocked") == ""
+    # Welcomed back, once: the message goes with the first answer and does not come again.
+    annotator.wait_for_selector("#message:has-text('Welcome back')")
+    assert annotator.locator("#message").evaluate("(m) => m.classList.contains('info')")
+    shot(annotator, screenshots, "workspace-welcome-back-phone")
+    annotator.keyboard.press("4")
+    annotator.wait_for_selector("#message", state="hidden")
+    annotator.reload()
+    shown_assignment(annotator)
+    annotator.wait_for_selector("#pending", state="hidden")
+    assert annotator.is_hidden("#message")

@@ -8,9 +8,12 @@ const CAMPAIGN = app.dataset.campaign;
 const form = document.getElementById("rules");
 const confirmEl = document.getElementById("confirm");
 const FIELDS = [
-  "name", "description", "aggregation", "votes_per_clip", "max_votes", "min_agreement",
-  "ds_threshold", "gold_share", "batch_size", "lease_seconds",
+  "name", "description", "aggregation", "votes_per_clip", "max_votes", "target_precision",
+  "min_agreement", "ds_threshold", "gold_share", "gold_max_answers", "qualification_clips",
+  "batch_size", "quality_confidence", "audit_share", "lease_seconds", "daily_quota",
 ];
+// Scene weights (`scene_priority`, {scene id: weight}; 0 is not stored): one input per scene.
+const SCENE_INPUTS = [...document.querySelectorAll("#cs-scene_priority input[data-scene]")];
 const STATE_HELP = {
   active: "Clips are handed out to annotators.",
   paused: "No clips are handed out until you resume; annotators see that the campaign is paused. " +
@@ -53,6 +56,7 @@ function renderState(campaign) {
 function fill(campaign) {
   saved = campaign;
   for (const f of FIELDS) form.elements[f].value = shown(campaign[f]) ?? "";
+  for (const input of SCENE_INPUTS) input.value = campaign.scene_priority[input.dataset.scene] ?? 0;
   document.getElementById("title").textContent = campaign.name;
   renderState(campaign);
 }
@@ -68,6 +72,21 @@ function changes() {
     }
     if (value !== shown(saved[f])) out[f] = value;
   }
+  const weights = {};
+  for (const input of SCENE_INPUTS) {
+    // An unreadable weight goes as it is: the API names the field and the scene.
+    const value = input.value.trim() === "" ? 0 : Number(input.value);
+    // Sent by scene name, so an error names the scene ("School: a whole number ...").
+    if (value !== 0) weights[input.dataset.name] = Number.isFinite(value) ? value : input.value;
+  }
+  const before = {};
+  for (const input of SCENE_INPUTS) {
+    const v = (saved.scene_priority || {})[input.dataset.scene];
+    if (v) before[input.dataset.name] = v;
+  }
+  const same = Object.keys(weights).length === Object.keys(before).length &&
+    Object.entries(weights).every(([k, v]) => before[k] === v);
+  if (!same) out.scene_priority = weights;
   return out;
 }
 
@@ -90,6 +109,11 @@ form.addEventListener("submit", async (event) => {
     confirmNote("Changes saved.");
   } catch (err) {
     if (err instanceof ApiError && err.status === 400 && showFieldErrors(form, "cs-", err.details)) {
+      // The weight in error, of all the scenes' inputs.
+      for (const input of SCENE_INPUTS) {
+        const v = Number(input.value);
+        if (!Number.isInteger(v) || v < -100 || v > 100) input.setAttribute("aria-invalid", "true");
+      }
       formError.textContent = "Not saved: correct the fields marked in red.";
       formError.hidden = false;
     } else {

@@ -13,7 +13,7 @@ export function showFieldErrors(form, prefix, details) {
     const input = document.getElementById(prefix + field);
     const slot = document.getElementById(prefix + field + "-error");
     if (!input || !slot) continue;
-    slot.textContent = [].concat(messages).join(" ");
+    slot.textContent = flatten(messages).join(" ");
     slot.hidden = false;
     input.setAttribute("aria-invalid", "true");
     first = first || input;
@@ -21,6 +21,15 @@ export function showFieldErrors(form, prefix, details) {
   }
   if (first) first.focus();
   return shown;
+}
+
+// A field's messages as text: a list of strings, or (a dict field such as scene_priority) an
+// object of lists by key, shown as "key: message".
+function flatten(messages, key = null) {
+  if (messages && typeof messages === "object" && !Array.isArray(messages)) {
+    return Object.entries(messages).flatMap(([k, v]) => flatten(v, k));
+  }
+  return [].concat(messages).map((m) => (key === null ? String(m) : `${key}: ${m}`));
 }
 
 // Ask before doing something that cannot be taken back; true when the person agreed.

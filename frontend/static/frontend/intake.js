@@ -14,7 +14,9 @@ const POLL_MS = 3000;
 
 let scenes = [];
 const byFolder = new Map(); // lower-case folder or name -> scene
-const following = new Map(); // clip id -> {row}: created clips whose media is not ready yet
+// clip id -> [rows]: clips whose media is not ready yet. Several rows may name one clip (the same
+// file chosen twice, or two files with the same content): each of them gets the outcome.
+const following = new Map();
 const sourceRows = new Map(); // source video id -> row of this session's uploads
 const queue = [];
 let active = 0;
@@ -128,7 +130,7 @@ function clipAccepted(row, result) {
     return;
   }
   outcome(row, result.status === "existing" ? "Already here; checking…" : "Uploaded; transcoding…");
-  following.set(result.clip_id, row);
+  following.set(result.clip_id, [...(following.get(result.clip_id) || []), row]);
   row.dataset.clip = String(result.clip_id);
   followClips();
 }
@@ -172,22 +174,25 @@ function wire(kind, inputIds, selectId, tableId) {
 // ---- following ----------------------------------------------------------------------------
 
 async function followClips() {
-  for (const [id, row] of [...following].slice(0, 20)) {
+  let settled = false;
+  for (const [id, rows] of [...following].slice(0, 20)) {
     try {
       const { data } = await api("GET", `${base}clips/${id}/`);
-      if (data.status === "ready") {
-        outcome(row, "Ready", true);
+      for (const row of rows) {
+        if (data.status === "ready") outcome(row, "Ready", true);
+        else if (data.status === "failed") outcome(row, data.error || "Its media could not be processed.", false);
+        else outcome(row, data.status === "processing" ? "Transcoding…" : "Waiting for a worker…");
+      }
+      if (data.status === "ready" || data.status === "failed") {
         following.delete(id);
-      } else if (data.status === "failed") {
-        outcome(row, data.error || "Its media could not be processed.", false);
-        following.delete(id);
-      } else {
-        outcome(row, data.status === "processing" ? "Transcoding…" : "Waiting for a worker…");
+        settled = true;
       }
     } catch (err) {
       if (!err.retryable) following.delete(id);
     }
   }
+  // The counts below never lag the rows above: "5 Ready" next to "0 clips" would confuse.
+  if (settled) await pollIngestion();
 }
 
 function stageChips(video) {

@@ -221,6 +221,8 @@ function block(err) {
 // Take in what the server holds for this annotator (an offer and the one ahead of it); clips
 // already on screen, held, or answered in the queue are not taken twice.
 function reconcile(offer) {
+  // A pause of this annotator was lifted while the page waited: say welcome back (once).
+  if (blocked && blocked.code === "annotator_paused") loadProgress();
   const known = new Set(queue.map((q) => q.assignment_id));
   for (const held of [current, correcting, ...upcoming]) if (held) known.add(held.assignment_id);
   for (const o of offer ? [offer, offer.ahead] : []) {
@@ -527,6 +529,26 @@ for (const b of document.querySelectorAll(".controls button")) {
 }
 window.addEventListener("online", () => flush());
 
+// After a pause is lifted the workspace says so once (in this browser): the reinstatement last
+// welcomed is kept in localStorage, as the guidelines' version is.
+const WELCOME_KEY = `lsf-welcome-${CAMPAIGN}-${USER}`;
+
+function welcomeBack(reinstated) {
+  if (!reinstated) return;
+  try {
+    if (localStorage.getItem(WELCOME_KEY) === reinstated.at) return;
+    localStorage.setItem(WELCOME_KEY, reinstated.at);
+  } catch (err) {
+    return; // no storage: better no welcome than one on every visit
+  }
+  const when = new Date(reinstated.at).toLocaleString(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+  const note = reinstated.note ? ` The reviewer's note: “${reinstated.note}”` : "";
+  showMessage(`Welcome back! A reviewer let you work again on ${when}; your answers count again.${note}`, "info");
+  app.dataset.welcome = reinstated.at;
+}
+
 async function loadProgress() {
   try {
     const r = await api("GET", "campaigns/");
@@ -535,6 +557,7 @@ async function loadProgress() {
       answered = mine.progress.answered;
       answeredToday = mine.progress.answered_today;
       clipTotal = mine.progress.clips;
+      welcomeBack(mine.reinstated);
     }
   } catch (err) {
     // Progress is a nicety; the workspace works without it.

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0016_blind_audit'),
+        ('annotations', '0017_vote_hours'),
         ('clips', '0003_candidates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
