@@ -22,7 +22,8 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import DateTimeField, ExpressionWrapper, Max
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from labelstudio_ferv.errors import Conflict
@@ -100,7 +101,10 @@ def quality_check(*, campaign_id: int, annotator_id: int) -> list[GoldBatch]:
 def batches_close_idle(*, idle_minutes: float = IDLE_MINUTES) -> int:
     """Close, as partial batches, the unbatched votes of annotators idle that long; return how
     many annotators had a tail closed."""
-    cutoff = timezone.now() - timedelta(minutes=idle_minutes)
+    # By the database's clock, which stamped the votes (whichever web server took them).
+    cutoff = ExpressionWrapper(
+        Now() - timedelta(minutes=idle_minutes), output_field=DateTimeField()
+    )
     idle = (
         Vote.objects.filter(batch__isnull=True)
         .values("campaign_id", "annotator_id")

@@ -514,11 +514,7 @@ def assignment_answer(
     """
     if not -(2**63) <= assignment_id < 2**63:
         raise NotFound("Assignment not found.")
-    at = timezone.now()
-    params = {
-        "assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms,
-        "at": at,
-    }  # fmt: skip
+    params = {"assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms}
     try:
         # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
@@ -528,7 +524,7 @@ def assignment_answer(
         raise Conflict("You have already answered this clip.", code="already_answered")
     if not rows:
         raise NotFound("Assignment not found.")
-    _, campaign_id, task_id, _, _, vote_id, task_is_gold = rows[0]
+    _, campaign_id, task_id, _, _, vote_id, task_is_gold, at = rows[0]
     if vote_id is not None:
         vote = Vote(
             id=vote_id, campaign_id=campaign_id, task_id=task_id, annotator_id=user.pk,

@@ -400,49 +400,8 @@ WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
 )
 
 
-def _answered(params: dict) -> list[tuple]:
-    Assignment.objects.filter(pk=params["assignment"]).update(
-        state="answered", closed_at=params["at"]
-    )
-    Task.objects.filter(pk=params["task"]).update(
-        vote_count=F("vote_count") + 1, lease_count=F("lease_count") - params["freed"]
-    )
-    return []
-
-
-# Close the answered lease and count the vote (in the caller's transaction).
-ANSWERED = Statement(
-    "lsf_answered",
-    """
-WITH closed AS (
-    UPDATE annotations_assignment SET state = 'answered', closed_at = %(at)s
-    WHERE id = %(assignment)s
-)
-UPDATE annotations_task
-SET vote_count = vote_count + 1, lease_count = lease_count - %(freed)s
-WHERE id = %(task)s
-""",
-    _answered,
-)
-
-
-def _vote_stored(params: dict) -> list[tuple]:
-    with transaction.atomic():
-        vote = Vote.objects.create(
-            campaign_id=params["campaign"], task_id=params["task"], annotator_id=params["user"],
-            assignment_id=params["assignment"], answer=params["answer"],
-            time_ms=params["time_ms"], created_at=params["at"], updated_at=params["at"],
-        )  # fmt: skip
-        Vote.objects.filter(pk=vote.pk).update(created_at=params["at"], updated_at=params["at"])
-        _answered(params)
-        Task.objects.filter(pk=params["task"]).update(
-            consensus_stale=True, vote_seq=F("vote_seq") + 1, updated_at=Now()
-        )
-        is_gold = Task.objects.filter(pk=params["task"]).values_list("is_gold", flat=True)[0]
-    return [(vote.pk, is_gold)]
-
-
 def _answer_stored(params: dict) -> list[tuple]:
+    at = timezone.now()  # one process serves the embedded default: its clock is the clock
     with transaction.atomic():
         own = list(
             Assignment.objects.select_for_update()
@@ -456,23 +415,35 @@ def _answer_stored(params: dict) -> list[tuple]:
         if not own:
             return []
         pk, campaign_id, task_id, state, holds_slot = own[0]
-        vote_id = is_gold = None
-        if state in ("active", "expired"):
-            freed = int(state == "active" and holds_slot)
-            vote_id, is_gold = _vote_stored(
-                {**params, "campaign": campaign_id, "task": task_id, "freed": freed}
-            )[0]
-    return [(pk, campaign_id, task_id, state, holds_slot, vote_id, is_gold)]
+        if state not in ("active", "expired"):
+            return [(pk, campaign_id, task_id, state, holds_slot, None, None, None)]
+        vote = Vote.objects.create(
+            campaign_id=campaign_id, task_id=task_id, annotator_id=params["user"],
+            assignment_id=pk, answer=params["answer"], time_ms=params["time_ms"],
+        )  # fmt: skip
+        Vote.objects.filter(pk=vote.pk).update(created_at=at, updated_at=at)
+        Assignment.objects.filter(pk=pk).update(state="answered", closed_at=at)
+        Task.objects.filter(pk=task_id).update(
+            vote_count=F("vote_count") + 1,
+            lease_count=F("lease_count") - int(state == "active" and holds_slot),
+            consensus_stale=True,
+            vote_seq=F("vote_seq") + 1,
+            updated_at=Now(),
+        )
+        is_gold = Task.objects.filter(pk=task_id).values_list("is_gold", flat=True)[0]
+    return [(pk, campaign_id, task_id, state, holds_slot, vote.pk, is_gold, at)]
 
 
 # A fresh answer in one round trip and one statement (no BEGIN/COMMIT: it is its own
 # transaction): lock the user's own assignment (in a campaign the user belongs to); if it is
 # still open (active, or expired: a late answer is kept) close it, store the vote, count it and
 # mark the task's consensus stale (consensus.consensus_enqueue's mark, so that a lost consensus
-# message is caught up by the sweep). Returns the assignment's id, campaign,
-# task, state (as found) and holds_slot, then the vote's id and whether the task is gold; the
-# vote's id is null when the assignment was already answered or skipped (the caller then takes
-# the slow path: a retry, a correction or a refusal). No row: not the user's assignment.
+# message is caught up by the sweep). Returns the assignment's id, campaign, task, state (as
+# found) and holds_slot, then the vote's id, whether the task is gold and the vote's time. The
+# time is the database's clock: the correction window and the idle-batch cutoff compare it with
+# that clock, whichever web server took the answer. The vote's id is null when the assignment
+# was already answered or skipped (the caller then takes the slow path: a retry, a correction
+# or a refusal). No row: not the user's assignment.
 #
 # A double submit waits on the row lock, then sees the assignment answered (the lock re-reads
 # the row) and stores nothing. A second vote of the user on the task fails on the unique
@@ -488,7 +459,7 @@ WITH own AS (
                   WHERE m.campaign_id = a.campaign_id AND m.user_id = %(user)s)
     FOR UPDATE OF a
 ), closed AS (
-    UPDATE annotations_assignment AS s SET state = 'answered', closed_at = %(at)s
+    UPDATE annotations_assignment AS s SET state = 'answered', closed_at = statement_timestamp()
     FROM own
     WHERE s.id = own.id AND own.state IN ('active', 'expired')
     RETURNING own.campaign_id, own.task_id,
@@ -498,9 +469,9 @@ WITH own AS (
         (campaign_id, task_id, annotator_id, assignment_id, answer, time_ms, is_valid,
          created_at, updated_at)
     SELECT closed.campaign_id, closed.task_id, %(user)s, %(assignment)s, %(answer)s,
-           %(time_ms)s, TRUE, %(at)s, %(at)s
+           %(time_ms)s, TRUE, statement_timestamp(), statement_timestamp()
     FROM closed
-    RETURNING id
+    RETURNING id, created_at
 ), counted AS (
     UPDATE annotations_task AS t
     SET vote_count = vote_count + 1, lease_count = lease_count - closed.freed,
@@ -510,7 +481,7 @@ WITH own AS (
     RETURNING t.is_gold
 )
 SELECT own.id, own.campaign_id, own.task_id, own.state, own.holds_slot,
-       (SELECT id FROM vote), (SELECT is_gold FROM counted)
+       (SELECT id FROM vote), (SELECT is_gold FROM counted), (SELECT created_at FROM vote)
 FROM own
 """,
     _answer_stored,

@@ -79,3 +79,40 @@ def test_a_dead_workers_lease_runs_out_by_the_database_clock(monkeypatch, skew):
     assert Clip.objects.get(pk=clip.pk).status == MediaStatus.PENDING
     with pytest.raises(leases.LeaseLost):
         lease.beat(force=True)  # the presumed-dead worker is fenced off
+
+
+def _answer_with_a_skewed_clock(api, monkeypatch, skew):
+    """An annotator's answer taken by a web server whose clock is off by ``skew``."""
+    campaign = CampaignFactory(votes_per_clip=3, gold_share=0, qualification_clips=0)
+    alice = UserFactory(username="alice")
+    MembershipFactory(campaign=campaign, user=alice)
+    TaskFactory(campaign=campaign)
+    offer = api(alice).post(f"/api/v1/campaigns/{campaign.pk}/next/").json()
+    url = f"/api/v1/assignments/{offer['assignment']['id']}/answer/"
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + skew)
+    answered = api(alice).post(url, {"label": "sad"}, format="json")
+    monkeypatch.setattr(timezone, "now", real_now)
+    assert answered.status_code == 201
+    return alice, url
+
+
+@pytest.mark.postgres
+def test_a_correction_is_timed_by_the_database_clock(api, monkeypatch):
+    # The vote was stamped by a web server an hour behind; a correction a moment later, through
+    # another web server, is within the window (it was refused as "answer_final").
+    alice, url = _answer_with_a_skewed_clock(api, monkeypatch, timedelta(hours=-1))
+    corrected = api(alice).post(url, {"label": "happy"}, format="json")
+    assert corrected.status_code == 200, corrected.json()
+    assert Vote.objects.get(annotator=alice).answer == 3  # happy
+
+
+@pytest.mark.postgres
+def test_an_idle_tail_is_cut_by_the_database_clock(api, monkeypatch):
+    # The vote was stamped by a web server an hour behind: beat, on a worker with a right
+    # clock, took its annotator for idle at once and closed the batch under them.
+    from annotations.batches import batches_close_idle
+
+    _answer_with_a_skewed_clock(api, monkeypatch, timedelta(hours=-1))
+    assert batches_close_idle() == 0
+    assert Vote.objects.get().batch_id is None
