@@ -11,6 +11,7 @@ const base = `campaigns/${CAMPAIGN}/`;
 const NAMES = Object.fromEntries(ANSWERS.map((a) => [a.key, a.name]));
 const CLASSES = ANSWERS.filter((a) => a.key !== "pass"); // the audit asks for a class
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+const pts = (x) => (x === null || x === undefined ? "?" : `${Math.round(x * 100)} points`);
 const summary = { paused: null, audit: null, signals: null };
 let confirmTimer = null;
 
@@ -25,17 +26,19 @@ function confirm(text) {
 // One line at the top: what needs attention further down, with links to it.
 function renderSummary() {
   const items = [];
+  const count = (n, none, one, many) => (n === 0 ? none : n === 1 ? one : `${n} ${many}`);
   if (summary.paused !== null) {
     items.push(el("li", {}, el("a", { href: "#paused-section", class: summary.paused ? "alert" : null },
-      summary.paused === 1 ? "1 paused annotator" : `${summary.paused} paused annotators`)));
+      count(summary.paused, "No annotator paused", "1 paused annotator", "paused annotators"))));
   }
   if (summary.audit !== null) {
     items.push(el("li", {}, el("a", { href: "#audit-section" },
-      summary.audit === 1 ? "1 trusted clip to audit" : `${summary.audit} trusted clips to audit`)));
+      count(summary.audit, "No clip to audit", "1 trusted clip to audit", "trusted clips to audit"))));
   }
   if (summary.signals !== null) {
     items.push(el("li", {}, el("a", { href: "#signals-section", class: summary.signals ? "alert" : null },
-      summary.signals === 1 ? "1 collusion or fatigue signal" : `${summary.signals} collusion or fatigue signals`)));
+      count(summary.signals, "No collusion or fatigue signal", "1 collusion or fatigue signal",
+        "collusion or fatigue signals"))));
   }
   document.getElementById("trust-summary").replaceChildren(...items);
 }
@@ -93,10 +96,15 @@ function interval(p) {
 }
 
 function precisionLine(p) {
+  if (!p.audited && !p.sampled) {
+    return el("p", { class: "precision" },
+      `No trusted clip is in the audit sample yet: ${pct(p.share)} of the clips are sampled as ` +
+      "they become trusted.");
+  }
   if (!p.audited) {
     return el("p", { class: "precision" },
-      `No trusted clip has been audited yet; ${p.sampled} of the trusted clips are in the sample ` +
-      `(${pct(p.share)} of them).`);
+      `No trusted clip has been audited yet: ${p.sampled} of them are in the sample ` +
+      `(${pct(p.share)} of the trusted clips).`);
   }
   return el("p", { class: "precision" }, "Measured precision: ", el("strong", { text: pct(p.precision) }),
     ` (95% interval ${interval(p)}): ${p.right} of ${p.audited} audited trusted labels were right.`);
@@ -111,7 +119,7 @@ function renderAuditSection() {
   const p = audit.precision;
   const box = document.getElementById("precision");
   const rows = p ? (p.per_scenario || []).filter((r) => r.audited) : [];
-  box.replaceChildren(
+  box.replaceChildren(...[
     precisionLine(p),
     rows.length ? el("div", { class: "table-scroll" }, el("table", { class: "table stack", id: "precision-table" },
       el("thead", {}, el("tr", {}, ...["Scenario", "Audited", "Right", "Precision", "95% interval"]
@@ -122,8 +130,8 @@ function renderAuditSection() {
         el("td", { "data-label": "Right", text: String(r.right) }),
         el("td", { "data-label": "Precision", text: pct(r.precision) }),
         el("td", { "data-label": "95% interval", text: interval(r) })))))) : null,
-    audit.clips.length ? null : el("p", { class: "muted", text: "No sampled clip is waiting for an audit." }),
-  );
+    audit.clips.length || !p.sampled ? null : el("p", { class: "muted", text: "Every sampled clip has been audited." }),
+  ].filter(Boolean));
   const start = document.getElementById("audit-start");
   const n = waiting();
   start.hidden = audit.clips.length === 0;
@@ -163,7 +171,7 @@ function renderAuditItem() {
   }
   const n = waiting();
   document.getElementById("audit-title").textContent =
-    `Blind audit: ${item.clip.name} (${n} ${n === 1 ? "clip" : "clips"} waiting)`;
+    `Blind audit · ${n} trusted ${n === 1 ? "clip" : "clips"} waiting`;
   auditVideo.hidden = false;
   if (auditVideo.dataset.task !== String(item.task)) {
     auditVideo.dataset.task = String(item.task);
@@ -190,7 +198,7 @@ function startAudit() {
   }
   document.getElementById("audit-mode").hidden = false;
   renderAuditItem();
-  document.getElementById("audit-mode").scrollIntoView({ block: "start" });
+  window.scrollTo(0, 0);
 }
 
 function stopAudit() {
@@ -212,7 +220,7 @@ async function answerAudit(label) {
   showMessage(null);
   try {
     await api("POST", base + "audit-queue/", { task: item.task, label });
-    confirm(`Saved: ${item.clip.name} audited as ${NAMES[label]}.`);
+    confirm(`Saved: your answer ${NAMES[label]}. Next clip.`);
   } catch (err) {
     showMessage(explain(err));
   } finally {
@@ -249,13 +257,14 @@ async function loadSignals() {
       renderSummary();
       return;
     }
+    const rules = data.rules || {};
     const pairs = data.collusion.filter((p) => p.flagged);
     const tired = data.fatigue.filter((r) => r.flagged);
     summary.signals = pairs.length + tired.length;
     renderSummary();
     const checked = `Computed ${formatTime(data.computed_at)} from ${data.collusion.length} ` +
       `pair(s) and ${data.fatigue.length} annotator(s) with enough votes to compare.`;
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("p", { class: "muted", text: checked }),
       el("h3", { text: "Pairs who agree too often" }),
       pairs.length ? el("div", { class: "table-scroll" }, el("table", { class: "table stack", id: "signals-collusion" },
@@ -268,6 +277,9 @@ async function loadSignals() {
           el("td", { "data-label": "Expected if independent", text: `${p.expected.toFixed(1)} (${pct(p.expected / p.shared_clips)})` }),
           el("td", { "data-label": "z", text: p.z.toFixed(1) }))))))
         : el("p", { class: "muted", text: "No pair agrees more than their accuracies explain." }),
+      el("p", { class: "muted", text: `Flagged: at least ${rules.min_overlap ?? "?"} shared clips, ` +
+        `agreement at least ${pts(rules.collusion_excess)} above what is expected of two ` +
+        `independent annotators this accurate, and z (the excess in standard errors) at least ${rules.collusion_z ?? "?"}.` }),
       el("h3", { text: "Annotators whose accuracy fell" }),
       tired.length ? el("div", { class: "table-scroll" }, el("table", { class: "table stack", id: "signals-fatigue" },
         el("thead", {}, el("tr", {}, ...["Annotator", "Checked votes", "Right, first half", "Right, second half", "By quarter", "z"]
@@ -280,7 +292,10 @@ async function loadSignals() {
           el("td", { "data-label": "By quarter", text: r.accuracy_by_quarter.map(pct).join(" → ") }),
           el("td", { "data-label": "z", text: r.z.toFixed(1) }))))))
         : el("p", { class: "muted", text: "No annotator's accuracy fell notably." }),
-    );
+      el("p", { class: "muted", text: `Flagged: at least ${rules.fatigue_min ?? "?"} votes checked ` +
+        "against gold or settled labels, accuracy at least " +
+        `${pts(rules.fatigue_drop)} lower in the second half than in the first, and z at least ${rules.fatigue_z ?? "?"}.` }),
+    ].filter(Boolean));
   } catch (err) {
     box.replaceChildren(el("p", { class: "error", text: `The signals could not be loaded: ${explain(err)}` }));
   }

@@ -24,9 +24,9 @@ const BLOCKED = new Set(["campaign_paused", "campaign_closed", "annotator_paused
 const BLOCKED_RETRY_MS = 30000;
 // What the page calls each refusal, above the API's message (which gives the reason).
 const BLOCKED_TITLE = {
-  annotator_paused: "Your work in this campaign is paused",
-  campaign_paused: "This campaign is paused",
-  campaign_closed: "This campaign is closed",
+  annotator_paused: "Paused",
+  campaign_paused: "Campaign paused",
+  campaign_closed: "Campaign closed",
 };
 
 const stateEl = document.getElementById("state");
@@ -246,7 +246,9 @@ function block(err) {
   blocked = { code: err.code, message: err.message };
   checkedAt = new Date();
   if (err.code === "annotator_paused" && qualification && qualification.state !== "qualified") {
+    // The pause's reason says how the qualification went; the last feedback is out of date.
     qualification = { ...qualification, state: "failed" };
+    feedbackEl.hidden = true;
     renderQualification();
   }
   current = null;
@@ -370,14 +372,15 @@ function showFeedback(feedback, given) {
   feedbackEl.replaceChildren(
     el("strong", { text: feedback.correct ? "✓ Right." : "✗ Not quite." }),
     feedback.correct
-      ? ` The last clip was ${right}.`
-      : ` The last clip was ${right}; you answered ${NAMES[given] || given}.`,
+      ? ` The clip you just answered was ${right}.`
+      : ` The clip you just answered was ${right}, not ${NAMES[given] || given}.`,
   );
   renderQualification();
 }
 
 function renderQualification() {
-  qualificationEl.hidden = !qualification;
+  // Failed, the annotator is paused: the pause's message says it all, alone on the page.
+  qualificationEl.hidden = !qualification || qualification.state === "failed";
   if (!qualification) return;
   const q = qualification;
   qualificationEl.dataset.state = q.state;
@@ -388,7 +391,7 @@ function renderQualification() {
     note = " From now on your clips are real clips; no answer is shown after them.";
   } else if (q.state === "failed") {
     head = "Qualification not passed.";
-    note = " The reason is below.";
+    note = "";
   } else {
     head = q.answered < q.clips
       ? `Qualification: ${q.answered} of ${q.clips} qualification clips answered, ${q.right} right.`
