@@ -251,6 +251,7 @@ def test_a_reviewer_audits_trusted_clips_blind_and_sees_the_signals(
         "document.getElementById('audit-video').readyState >= 2"
     )
     assert page.is_hidden(".review-main") and page.is_visible("#audit-mode")
+    assert page.is_hidden("#audit-start")  # one way in, and it is taken
     shown = visible_videos(page)
     assert len(shown) == 1 and shown[0]["clip"] == str(trusted[0].pk)
     # Blind: nothing on screen names the votes or the label.

@@ -134,7 +134,7 @@ function renderAuditSection() {
   ].filter(Boolean));
   const start = document.getElementById("audit-start");
   const n = waiting();
-  start.hidden = audit.clips.length === 0;
+  start.hidden = audit.clips.length === 0 || auditing;
   start.textContent = `Start the blind audit (${n} ${n === 1 ? "clip" : "clips"} waiting)`;
   summary.audit = audit.clips.length ? n : 0;
   renderSummary();
@@ -197,6 +197,7 @@ function startAudit() {
     node.hidden = true;
   }
   document.getElementById("audit-mode").hidden = false;
+  document.getElementById("audit-start").hidden = true;
   renderAuditItem();
   window.scrollTo(0, 0);
 }
@@ -208,6 +209,7 @@ function stopAudit() {
   document.getElementById("audit-mode").hidden = true;
   document.getElementById("filters").hidden = false;
   document.querySelector(".review-main").hidden = false;
+  renderAuditSection();
   const reviewVideo = document.getElementById("video");
   if (reviewVideo.getAttribute("src")) reviewVideo.play().catch(() => {});
   window.scrollTo(0, 0);
@@ -271,7 +273,7 @@ async function loadSignals() {
         el("thead", {}, el("tr", {}, ...["Annotators", "Shared clips", "Same answer", "Expected if independent", "z"]
           .map((h) => el("th", { text: h })))),
         el("tbody", {}, ...pairs.map((p) => el("tr", { "data-pair": p.annotators.join(",") },
-          el("td", { "data-label": "Annotators" }, el("span", { class: "signal-flag", text: "flagged" }), " " + p.annotators.join(" and ")),
+          el("td", { "data-label": "Annotators" }, el("span", {}, el("span", { class: "signal-flag", text: "flagged" }), " " + p.annotators.join(" and "))),
           el("td", { "data-label": "Shared clips", text: String(p.shared_clips) }),
           el("td", { "data-label": "Same answer", text: `${p.agreed} (${pct(p.agreed / p.shared_clips)})` }),
           el("td", { "data-label": "Expected if independent", text: `${p.expected.toFixed(1)} (${pct(p.expected / p.shared_clips)})` }),
@@ -285,7 +287,7 @@ async function loadSignals() {
         el("thead", {}, el("tr", {}, ...["Annotator", "Checked votes", "Right, first half", "Right, second half", "By quarter", "z"]
           .map((h) => el("th", { text: h })))),
         el("tbody", {}, ...tired.map((r) => el("tr", { "data-annotator": r.annotator },
-          el("td", { "data-label": "Annotator" }, el("span", { class: "signal-flag", text: "flagged" }), " " + r.annotator),
+          el("td", { "data-label": "Annotator" }, el("span", {}, el("span", { class: "signal-flag", text: "flagged" }), " " + r.annotator)),
           el("td", { "data-label": "Checked votes", text: String(r.checked_votes) }),
           el("td", { "data-label": "Right, first half", text: pct(r.accuracy_first_half) }),
           el("td", { "data-label": "Right, second half", text: pct(r.accuracy_second_half) }),
