@@ -126,7 +126,9 @@ def test_a_newcomer_qualifies_with_feedback_is_paused_on_failing_and_reinstated(
     assert annotator.is_visible("#check-again") and annotator.is_hidden("#message")
     shot(annotator, screenshots, "trust-paused")
     # Asking again while paused changes nothing.
-    annotator.click("#check-again")
+    with annotator.expect_response(lambda r: r.url.endswith("/next/?ahead=1")) as asked:
+        annotator.click("#check-again")
+    assert asked.value.status == 403
     annotator.wait_for_selector("#state:has-text('Last checked')")
     assert annotator.get_attribute("#app", "data-blocked") == "annotator_paused"
     assert visible_videos(annotator) == []
