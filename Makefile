@@ -30,7 +30,7 @@ test: install
 
 ## Refresh docs/screenshots/ from the browser tests (`make test` saves them to a temporary folder).
 screenshots: install
-	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/test.sh tests/frontend/test_browser.py tests/frontend/test_admin_browser.py tests/frontend/test_gold_browser.py
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/test.sh tests/frontend/test_browser.py tests/frontend/test_admin_browser.py tests/frontend/test_gold_browser.py tests/frontend/test_trust_browser.py
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -145,8 +145,28 @@ def answer_feedback(*, vote: Vote) -> dict | None:
     return {
         "correct": vote.answer == gold_label,
         "right_answer": Answer(gold_label).key,
-        "qualification": {"answered": evidence.total, "right": evidence.correct, "clips": clips},
+        "qualification": _progress(evidence, clips),
     }
+
+
+def _progress(evidence: GoldEvidence, clips: int) -> dict:
+    """The qualification's progress and where it stands: ``state`` is "qualifying" (another
+    qualification clip comes), "qualified" (real clips come) or "failed" (paused)."""
+    return {
+        "answered": evidence.total,
+        "right": evidence.correct,
+        "clips": clips,
+        "state": agreement.qualification_state(evidence.correct, evidence.total, clips=clips),
+    }
+
+
+def qualification_progress(*, campaign: Campaign, membership: Membership) -> dict | None:
+    """A member's qualification so far (as in ``answer_feedback``), or None when none is asked
+    of them (the campaign asks none, or they passed). Shown by the workspace on opening."""
+    if not campaign.qualification_clips or membership.qualified_at is not None:
+        return None
+    evidence = gold_evidence(campaign_id=campaign.pk, annotator_id=membership.user_id)
+    return _progress(evidence, campaign.qualification_clips)
 
 
 def annotator_pause_locked(

@@ -159,6 +159,11 @@ class QualificationProgress(serializers.Serializer):
     answered = serializers.IntegerField()
     right = serializers.IntegerField()
     clips = serializers.IntegerField(help_text="Qualification clips asked at least.")
+    state = serializers.ChoiceField(
+        choices=["qualifying", "qualified", "failed"],
+        help_text="After this answer: another qualification clip comes (qualifying), real "
+        "clips come (qualified), or the annotator is paused (failed).",
+    )
 
 
 class Feedback(serializers.Serializer):

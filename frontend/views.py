@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from annotations import selectors
+from annotations import quality, selectors
 from annotations.access import access_campaign
 from annotations.agreement import STATUS_KEYS
 from annotations.campaigns import user_may_create_campaigns
@@ -40,7 +40,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _page(
-    request: HttpRequest, campaign_id: int, template: str, min_role: str, **extra
+    request: HttpRequest, campaign_id: int, template: str, min_role: str, with_member=None, **extra
 ) -> HttpResponse:
     try:
         campaign, membership = access_campaign(
@@ -50,14 +50,27 @@ def _page(
         raise Http404("Campaign not found.")
     except PermissionDenied as exc:
         return render(request, "frontend/403.html", {"message": exc.message}, status=403)
+    if with_member is not None:
+        extra.update(with_member(campaign, membership))
     context = {"campaign": campaign, "role": membership.role, "answers": answer_keys(), **extra}
     return render(request, template, context)
 
 
 @login_required
 def annotate(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """The annotator workspace (any member)."""
-    return _page(request, campaign_id, "frontend/annotate.html", Role.ANNOTATOR)
+    """The annotator workspace (any member).
+
+    A member still in the campaign's qualification gets its progress with the page, so the
+    workspace says so before the first answer (each answer's feedback then updates it).
+    """
+
+    def qualification(campaign, membership) -> dict:
+        progress = quality.qualification_progress(campaign=campaign, membership=membership)
+        return {"qualification": progress}
+
+    return _page(
+        request, campaign_id, "frontend/annotate.html", Role.ANNOTATOR, with_member=qualification
+    )
 
 
 @login_required

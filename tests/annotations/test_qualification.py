@@ -62,8 +62,11 @@ def test_a_newcomer_answers_gold_with_feedback_first_then_real_clips(api, qualif
     assert first == {
         "correct": True,
         "right_answer": "happy",
-        "qualification": {"answered": 1, "right": 1, "clips": 10},
+        "qualification": {"answered": 1, "right": 1, "clips": 10, "state": "qualifying"},
     }
+    # The tenth answer says the qualification is passed: real clips come next.
+    tenth = responses[10].json()["vote"]["feedback"]["qualification"]
+    assert tenth == {"answered": 10, "right": 10, "clips": 10, "state": "qualified"}
     # Ten right: qualified, and the next clip is a real one, without feedback.
     member = Membership.objects.get(campaign=qualifying, user=alice)
     assert member.qualified_at is not None
@@ -78,7 +81,11 @@ def test_failing_the_qualification_pauses_with_the_reason(api, qualifying, alice
     responses = work(client, qualifying, ["happy"] * 3 + ["sad"] * 11, 14)
     wrong = responses[4].json()["vote"]["feedback"]
     assert (wrong["correct"], wrong["right_answer"]) == (False, "happy")
-    assert wrong["qualification"] == {"answered": 4, "right": 3, "clips": 10}
+    assert wrong["qualification"] == {
+        "answered": 4, "right": 3, "clips": 10, "state": "qualifying"
+    }  # fmt: skip
+    # 3 of 10 is neither a pass nor a fail: the tenth answer says more clips come.
+    assert responses[10].json()["vote"]["feedback"]["qualification"]["state"] == "qualifying"
     last = responses[-1]
     assert last.status_code == 403 and last.json()["error"]["code"] == "annotator_paused"
     assert "3 of your 14 qualification clips" in last.json()["error"]["message"]
@@ -120,3 +127,24 @@ def test_the_default_campaign_asks_ten_qualification_clips():
     from annotations.models import Campaign
 
     assert Campaign(name="x").qualification_clips == 10
+
+
+def test_the_workspace_page_brings_the_qualification_so_far(client, qualifying, alice):
+    """The annotate page carries the newcomer's progress (shown before the first answer), and
+    nothing once they passed."""
+    import json
+    import re
+
+    from django.utils import timezone
+
+    client.force_login(alice)
+    page = client.get(f"/campaigns/{qualifying.pk}/annotate/").content.decode()
+    data = re.search(
+        r'<script id="qualification-data" type="application/json">(.*?)</script>', page
+    )
+    assert json.loads(data.group(1)) == {
+        "answered": 0, "right": 0, "clips": 10, "state": "qualifying"
+    }  # fmt: skip
+    Membership.objects.filter(campaign=qualifying, user=alice).update(qualified_at=timezone.now())
+    page = client.get(f"/campaigns/{qualifying.pk}/annotate/").content.decode()
+    assert "qualification-data" not in page

@@ -202,6 +202,7 @@ for (const a of ANSWERS) if (a.key !== "pass") KEYS[a.hotkey] = () => decideTask
 
 window.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (app.dataset.mode === "audit") return; // the blind audit has the keys (review_trust.js)
   const t = event.target;
   if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
   const key = event.key.toLowerCase();

@@ -22,6 +22,12 @@ const SPEEDS = [1, 0.5, 0.25];
 // of the player; an answer that got one of them back was stored all the same.
 const BLOCKED = new Set(["campaign_paused", "campaign_closed", "annotator_paused"]);
 const BLOCKED_RETRY_MS = 30000;
+// What the page calls each refusal, above the API's message (which gives the reason).
+const BLOCKED_TITLE = {
+  annotator_paused: "Paused",
+  campaign_paused: "Campaign paused",
+  campaign_closed: "Campaign closed",
+};
 
 const stateEl = document.getElementById("state");
 const pendingEl = document.getElementById("pending");
@@ -29,6 +35,10 @@ const correctionEl = document.getElementById("correction");
 const progressEl = document.getElementById("progress");
 const helpEl = document.getElementById("help");
 const speedEl = document.getElementById("speed");
+const qualificationEl = document.getElementById("qualification");
+const qualProgressEl = document.getElementById("qual-progress");
+const feedbackEl = document.getElementById("feedback");
+const NAMES = Object.fromEntries(ANSWERS.map((a) => [a.key, a.name]));
 
 // The visible <video id="video"> and a hidden twin that buffers the clip ahead; they swap roles.
 let video = document.getElementById("video");
@@ -55,6 +65,12 @@ let answeredToday = null;
 let clipTotal = null;
 let blocked = null; // {code, message}: the server hands out no clip to this annotator now
 let blockedTimer = null;
+let checkedAt = null; // when the page last asked the server for a clip while blocked
+// The newcomer's qualification (issue 14): {answered, right, clips, state} while one is asked of
+// this annotator (state "qualifying", then "qualified" or "failed"), else null. The page
+// brings it; each qualification answer's feedback updates it.
+const qualificationData = document.getElementById("qualification-data");
+let qualification = qualificationData ? JSON.parse(qualificationData.textContent) : null;
 
 function loadQueue() {
   try {
@@ -184,12 +200,14 @@ function render() {
   stateEl.classList.toggle("alone", !shown);
   stateEl.classList.toggle("blocked", !shown && blocked !== null);
   app.dataset.blocked = blocked ? blocked.code : "";
+  // Blocked, the page is the message alone: no player box, no controls, no answer buttons.
+  app.classList.toggle("is-blocked", !shown && blocked !== null);
   if (shown) {
     setState(null);
     show(shown.clip);
   } else {
     show(null);
-    if (blocked) setState(blocked.message);
+    if (blocked) renderBlocked();
     else if (finished && queue.length === 0) setState("No clip is left for you in this campaign. Thank you!");
     else if (queue.length) setState("Waiting for the server — your answers are kept and will be saved.");
     else setState("Loading the next clip…");
@@ -197,11 +215,42 @@ function render() {
   preload();
 }
 
+// The refusal, in the player's place: what it is, the API's reason, and (unless the campaign is
+// closed) a way to ask again at once, besides the check every 30 seconds.
+function renderBlocked() {
+  stateEl.hidden = false;
+  app.dataset.state = "waiting";
+  const parts = [
+    el("strong", { class: "blocked-title", text: BLOCKED_TITLE[blocked.code] || "No clip for you now" }),
+    el("span", { class: "blocked-reason", text: blocked.message }),
+  ];
+  if (blocked.code !== "campaign_closed") {
+    const when = checkedAt ? ` Last checked at ${checkedAt.toLocaleTimeString()}.` : "";
+    parts.push(el("span", { class: "blocked-next" },
+      el("button", { type: "button", id: "check-again", onclick: checkAgain }, "Check again"),
+      el("span", { class: "muted", text: ` This page also checks by itself every 30 seconds.${when}` })));
+  }
+  stateEl.replaceChildren(...parts);
+}
+
+function checkAgain(event) {
+  if (event) event.currentTarget.blur();
+  clearTimeout(blockedTimer);
+  fetchNext();
+}
+
 // The server refuses clips for now: drop every clip held (their leases lapse on the server),
 // clear both players and say why, in place of the player. A pause may be lifted: ask again now
 // and then; a closed campaign stays closed.
 function block(err) {
   blocked = { code: err.code, message: err.message };
+  checkedAt = new Date();
+  if (err.code === "annotator_paused" && qualification && qualification.state !== "qualified") {
+    // The pause's reason says how the qualification went; the last feedback is out of date.
+    qualification = { ...qualification, state: "failed" };
+    feedbackEl.hidden = true;
+    renderQualification();
+  }
   current = null;
   correcting = null;
   upcoming = [];
@@ -233,6 +282,13 @@ function reconcile(offer) {
     else upcoming.push(held);
   }
   finished = offer === null && !current && upcoming.length === 0;
+  if (blocked && blocked.code === "annotator_paused" && qualification && qualification.state === "failed") {
+    // Reinstated during the qualification: it starts afresh (the gold evidence counts from
+    // the reinstatement on).
+    qualification = { ...qualification, answered: 0, right: 0, state: "qualifying" };
+    feedbackEl.hidden = true;
+    renderQualification();
+  }
   blocked = null;
   render();
   renderProgress();
@@ -295,7 +351,7 @@ async function flush() {
         continue;
       }
       if (r.status === 201) countStored();
-      showFeedback(r.data.vote && r.data.vote.feedback);
+      showFeedback(r.data.vote && r.data.vote.feedback, item.label);
       next = r.data.next;
     }
   } finally {
@@ -307,12 +363,44 @@ async function flush() {
   else await fetchNext();
 }
 
-// A qualification clip's answer comes back with the right answer: say it (issue 14).
-function showFeedback(feedback) {
+// A qualification clip's answer comes back with the right answer: say it (issue 14), above
+// the player, until the next one. The clip it is about has already made way for the next.
+function showFeedback(feedback, given) {
   if (!feedback) return;
-  const q = feedback.qualification;
-  const verdict = feedback.correct ? "Right" : `Not quite: the answer was ${feedback.right_answer}`;
-  showMessage(`${verdict}. Qualification: ${q.right} of ${q.answered} right (at least ${q.clips} clips).`, "info");
+  qualification = feedback.qualification;
+  const right = NAMES[feedback.right_answer] || feedback.right_answer;
+  feedbackEl.hidden = false;
+  feedbackEl.dataset.correct = feedback.correct ? "1" : "0";
+  feedbackEl.replaceChildren(
+    el("strong", { text: feedback.correct ? "✓ Right." : "✗ Not quite." }),
+    feedback.correct
+      ? ` The clip you just answered was ${right}.`
+      : ` The clip you just answered was ${right}, not ${NAMES[given] || given}.`,
+  );
+  renderQualification();
+}
+
+function renderQualification() {
+  // Failed, the annotator is paused: the pause's message says it all, alone on the page.
+  qualificationEl.hidden = !qualification || qualification.state === "failed";
+  if (!qualification) return;
+  const q = qualification;
+  qualificationEl.dataset.state = q.state;
+  let head;
+  let note;
+  if (q.state === "qualified") {
+    head = `Qualification passed: ${q.right} of ${q.answered} right.`;
+    note = " From now on your clips are real clips; no answer is shown after them.";
+  } else if (q.state === "failed") {
+    head = "Qualification not passed.";
+    note = "";
+  } else {
+    head = q.answered < q.clips
+      ? `Qualification: ${q.answered} of ${q.clips} qualification clips answered, ${q.right} right.`
+      : `Qualification: ${q.answered} qualification clips answered, ${q.right} right; a few more are asked.`;
+    note = " These clips have a known answer, shown after each of yours; real clips come once you pass.";
+  }
+  qualProgressEl.replaceChildren(el("strong", { text: head }), el("span", { class: "qual-note", text: note }));
 }
 
 async function fetchNext() {
@@ -567,6 +655,7 @@ async function loadProgress() {
 
 renderPending();
 renderProgress();
+renderQualification();
 loadProgress();
 loadGuidelines();
 render();
