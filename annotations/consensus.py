@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Now
@@ -54,10 +55,16 @@ def consensus_message(*, task_id: int) -> None:
 
     One message does for every vote committed before the worker takes it: the task's id waits
     in Redis with the others' (``consensus_update_many``), so a vote sends a message only when
-    none is waiting. Lost or unsent, the message is caught up by the sweep: the task is marked
-    stale.
+    none is waiting. The message runs ``CONSENSUS_BATCH_DELAY_MS`` after the first vote, so that
+    at an ordinary pace one message still does for many votes (its fixed cost per message is
+    most of the worker's). Lost or unsent, the message is caught up by the sweep: the task is
+    marked stale.
     """
-    enqueue_once_on_commit("annotations.update_consensus_stale", task_id)
+    enqueue_once_on_commit(
+        "annotations.update_consensus_stale",
+        task_id,
+        countdown=settings.CONSENSUS_BATCH_DELAY_MS / 1000 or None,
+    )
 
 
 def valid_counts(*, task_id: int) -> list[int]:

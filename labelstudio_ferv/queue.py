@@ -184,7 +184,7 @@ def send_once(task_name: str, *items: int, **options: Any) -> bool:
     return False
 
 
-def enqueue_once_on_commit(task_name: str, item: int) -> None:
+def enqueue_once_on_commit(task_name: str, item: int, **options: Any) -> None:
     """After commit, hand ``item`` (an id) to ``task_name``, publishing a message only when none
     is waiting: one message does for every item added before its task starts.
 
@@ -192,7 +192,7 @@ def enqueue_once_on_commit(task_name: str, item: int) -> None:
     takes the waiting items, so an item added after that sends a new message. Items lost with
     the broker are left to the work's catch-up path, as with ``enqueue_on_commit``.
     """
-    transaction.on_commit(lambda: send_once(task_name, item))
+    transaction.on_commit(lambda: send_once(task_name, item, **options))
 
 
 def pending_taken(task_name: str) -> list[int]:

@@ -197,6 +197,9 @@ CLIP_IMPORT_ROOT = Path(env("CLIP_IMPORT_ROOT", str(DATA_DIR / "import")))
 # An annotator may change their most recent answer for this long after giving it, whatever the
 # clip's consensus has become meanwhile (see annotations/ASSIGNMENT.md, "Corrections").
 CORRECTION_WINDOW_SECONDS = envint("CORRECTION_WINDOW_SECONDS", 600)
+# A vote's consensus message runs this long after it, taking every vote that came meanwhile:
+# at 50 votes a second one message does for about 25 (0: at once).
+CONSENSUS_BATCH_DELAY_MS = envint("CONSENSUS_BATCH_DELAY_MS", 500)
 
 # Security ----------------------------------------------------------------------------------------
 # Behind HTTPS (any deployment with DEBUG off), cookies are secure and HSTS is on; DJANGO_HTTPS=0
