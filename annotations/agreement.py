@@ -11,15 +11,23 @@ only Python loops are over classes, groups or EM iterations, never over votes or
 See ``AGGREGATION.md`` next to this file for the reasoning behind the rules.
 """
 
+from __future__ import annotations
+
 import enum
 import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import krippendorff
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from clips.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+np = lazy_module("numpy")
+krippendorff = lazy_module("krippendorff")
+
 
 __all__ = [
     "ADJUDICATED",
@@ -831,7 +839,7 @@ class TrustModelArrays:
     @classmethod
     def newcomers(
         cls, n_workers: int, settings: TrustSettings, n_states: int = 8
-    ) -> "TrustModelArrays":
+    ) -> TrustModelArrays:
         """The model before any fit: the default prior, every worker a newcomer."""
         conf = np.broadcast_to(settings.newcomer(n_states), (n_workers, n_states, n_states))
         return cls(default_priors(n_states, settings.pass_share), conf.copy(), settings)
@@ -849,7 +857,7 @@ class TrustModelArrays:
         n_states: int = 8,
         clip_group: ArrayLike | None = None,
         n_groups: int = 0,
-    ) -> "TrustModelArrays":
+    ) -> TrustModelArrays:
         """Fit the prior and the confusions with Dawid-Skene from the newcomer prior, and
         with ``clip_group`` (each clip's scene) each group's accuracy shift."""
         if not len(np.asarray(clip_idx)):

@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from clips.lazy import lazy_module
 from labelstudio_ferv.expressions import N_ANSWERS, N_CLASSES
 from labelstudio_ferv.queue import enqueue_once_on_commit
 
@@ -26,6 +26,8 @@ from . import agreement
 from .loading import CampaignArrays, load_campaign
 from .models import AnnotatorModel, Campaign, ConsensusStatus, Task, TrustModel
 from .statements import consensus_write
+
+np = lazy_module("numpy")
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from django.contrib.auth import get_user_model
 
+from clips.lazy import lazy_module
+
 from .loading import CampaignArrays, fetch_ints
+
+np = lazy_module("numpy")
 
 MIN_OVERLAP = 15
 COLLUSION_Z = 4.0

@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
 from django.db import connection
 
+from clips.lazy import lazy_module
 from labelstudio_ferv.expressions import N_ANSWERS
 
 from .agreement import Status
+
+np = lazy_module("numpy")
 
 # COPY text separates columns with tabs and rows with newlines: both become spaces.
 _SEPARATORS = bytes.maketrans(b"\t\n", b"  ")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from clips.lazy import lazy_module
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import CLASS_KEYS
 
@@ -21,6 +21,8 @@ from .consensus import consensus_update, valid_counts
 from .models import AuditEntry, Campaign, ConsensusStatus, GoldBatch, ReviewDecision, Task
 from .review_selectors import index_key
 from .statistics import statistics_refresh_on_commit
+
+np = lazy_module("numpy")
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import math
 import time
 from datetime import datetime, timedelta
 
-import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from clips.lazy import lazy_module
 from clips.models import Scenario, Scene
 from labelstudio_ferv.expressions import ANSWER_KEYS, CLASS_KEYS, N_ANSWERS, PASS
 from labelstudio_ferv.queue import enqueue_on_commit
@@ -25,6 +25,8 @@ from labelstudio_ferv.queue import enqueue_on_commit
 from . import agreement, audit_sample, crowd_signals
 from .loading import CampaignArrays, load_campaign
 from .models import Campaign, CampaignStatistics, GoldBatch
+
+np = lazy_module("numpy")
 
 
 def _finite(value: float) -> float | None:

@@ -2,6 +2,7 @@
 tasks (they enqueue by task name through labelstudio_ferv.queue)."""
 
 import ast
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +91,25 @@ def test_every_json_body_goes_through_the_projects_parser():
         )
     ]
     assert offenders == []
+
+
+def test_loading_the_application_loads_no_numpy():
+    # numpy costs each process about 20 MB: web processes serving annotators and the Celery
+    # worker's main process never use it, so the application names it lazily (clips.lazy).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, django; django.setup();"
+        "import labelstudio_ferv.urls, labelstudio_ferv.wsgi, annotations.tasks, clips.tasks;"
+        "m = sys.modules.get('numpy'); print(type(m).__name__ if m else 'absent')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings"},
+    )
+    assert result.stdout.strip() in {"absent", "_LazyModule"}, result.stdout

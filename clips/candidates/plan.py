@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from clips.lazy import lazy_module
 
 from .scan import Box, VideoScan
 from .shots import Shot
 from .tracks import Track
+
+np = lazy_module("numpy")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
+from clips.lazy import lazy_module
 
 from .. import ffmpeg as ff
+
+np = lazy_module("numpy")
 
 StrPath = str | os.PathLike[str]
 

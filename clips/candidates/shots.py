@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from clips.lazy import lazy_module
 
 from .scan import VideoScan
+
+np = lazy_module("numpy")
 
 # Cut scores are mean absolute grey-level differences (0..1) between consecutive frames reduced to
 # about 64 px wide, which averages away noise and fine motion.

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from clips.lazy import lazy_module
 
 from .scan import Box, VideoScan, _clamp_box
 from .shots import Shot
+
+np = lazy_module("numpy")
 
 
 @dataclass(frozen=True, slots=True)
