@@ -7,10 +7,10 @@
 // Space, R, arrows, S and ? as in the annotator workspace. Clips left out are remembered for this
 // visit only, so a reload offers them again.
 import { ANSWERS, api, el, explain, showMessage } from "./api.js";
+import { workspaceKeys } from "./workspace_keys.js";
 
 const app = document.getElementById("app");
 const CAMPAIGN = app.dataset.campaign;
-const SPEEDS = [1, 0.5, 0.25];
 const PAGE = 50;
 
 const video = document.getElementById("video");
@@ -28,7 +28,6 @@ let correcting = null; // {item, label}: the last clip made gold here, shown aga
 let done = []; // [{item, label}] made gold on this visit, newest last
 const leftOut = new Set(); // task ids left out on this visit
 let coverage = null; // {clips, gold, target}
-let speed = 0;
 let busy = false;
 
 function renderProgress() {
@@ -61,7 +60,7 @@ function play(item) {
     video.load();
   }
   video.currentTime = 0;
-  video.playbackRate = SPEEDS[speed];
+  video.playbackRate = keys.rate();
   video.play().catch(() => {});
 }
 
@@ -188,58 +187,21 @@ function toggleHelp(open) {
   helpEl.hidden = open === undefined ? !helpEl.hidden : !open;
 }
 
-function step(frames) {
-  const shown = correcting ? correcting.item : current;
-  const fps = (shown && shown.clip.fps) || 25;
-  video.pause();
-  video.currentTime = Math.max(0, Math.min(video.duration || 0, video.currentTime + frames / fps));
-}
-
-const ACTIONS = {
-  " ": () => (video.paused ? video.play().catch(() => {}) : video.pause()),
-  r: () => {
-    video.currentTime = 0;
-    video.play().catch(() => {});
+const keys = workspaceKeys({
+  video,
+  speedEl,
+  helpEl,
+  fps: () => (correcting ? correcting.item : current)?.clip.fps,
+  toggleHelp,
+  skip,
+  undo,
+  answer,
+  cancel: () => {
+    if (!correcting) return;
+    correcting = null;
+    render();
   },
-  ArrowLeft: () => step(-1),
-  ArrowRight: () => step(1),
-  s: () => {
-    speed = (speed + 1) % SPEEDS.length;
-    video.playbackRate = SPEEDS[speed];
-    speedEl.textContent = `${SPEEDS[speed]}×`;
-  },
-  x: skip,
-  u: undo,
-  "?": () => toggleHelp(),
-  h: () => toggleHelp(),
-  Escape: () => {
-    if (!helpEl.hidden) toggleHelp(false);
-    else if (correcting) {
-      correcting = null;
-      render();
-    }
-  },
-};
-for (const a of ANSWERS) ACTIONS[a.hotkey] = () => answer(a.key);
-
-function run(key) {
-  if (!helpEl.hidden && key !== "Escape" && key !== "?" && key !== "h") return;
-  ACTIONS[key]();
-}
-
-window.addEventListener(
-  "keydown",
-  (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    if (!(key in ACTIONS)) return;
-    event.preventDefault();
-    event.stopPropagation();
-    if (event.repeat && !key.startsWith("Arrow")) return;
-    run(key);
-  },
-  { capture: true },
-);
+});
 
 const answersEl = document.getElementById("answers");
 for (const a of ANSWERS) {
@@ -257,12 +219,6 @@ for (const a of ANSWERS) {
       },
     }, el("kbd", { text: a.hotkey }), " " + name),
   );
-}
-for (const b of document.querySelectorAll(".controls button")) {
-  b.addEventListener("click", () => {
-    b.blur();
-    run(b.dataset.key);
-  });
 }
 
 loadSample();

@@ -11,12 +11,12 @@
 // preload. So moving on never waits on the network, and during an outage the clip ahead is still
 // there to work on.
 import { ANSWERS, api, el, explain, showMessage } from "./api.js";
+import { workspaceKeys } from "./workspace_keys.js";
 
 const app = document.getElementById("app");
 const CAMPAIGN = app.dataset.campaign;
 const USER = app.dataset.user;
 const QUEUE_KEY = `lsf-pending-${CAMPAIGN}-${USER}`;
-const SPEEDS = [1, 0.5, 0.25];
 // The API's refusals to hand out clips (next/ and answer-and-next/): the campaign is paused or
 // closed (409), or this annotator is paused (403). Their message is what the page says, in place
 // of the player; an answer that got one of them back was stored all the same.
@@ -59,7 +59,6 @@ let flushing = false;
 let backoff = 500;
 let retryTimer = null;
 let shownAt = performance.now();
-let speed = 0;
 let answered = null; // in this campaign, from the API, then counted here
 let answeredToday = null;
 let clipTotal = null;
@@ -156,7 +155,7 @@ function show(clip) {
   } else {
     load(video, clip);
   }
-  video.playbackRate = SPEEDS[speed];
+  video.playbackRate = keys.rate();
   video.play().catch(() => {});
   shownAt = performance.now();
 }
@@ -538,60 +537,21 @@ async function loadGuidelines() {
 }
 document.getElementById("guidelines-close").addEventListener("click", () => toggleHelp(false));
 
-function step(frames) {
-  const shown = correcting || current;
-  const fps = (shown && shown.clip.fps) || 25;
-  video.pause();
-  video.currentTime = Math.max(0, Math.min(video.duration || 0, video.currentTime + frames / fps));
-}
-
-const ACTIONS = {
-  " ": () => (video.paused ? video.play().catch(() => {}) : video.pause()),
-  r: () => {
-    video.currentTime = 0;
-    video.play().catch(() => {});
+const keys = workspaceKeys({
+  video,
+  speedEl,
+  helpEl,
+  fps: () => (correcting || current)?.clip.fps,
+  toggleHelp,
+  skip,
+  undo,
+  answer,
+  cancel: () => {
+    if (!correcting) return;
+    correcting = null;
+    render();
   },
-  ArrowLeft: () => step(-1),
-  ArrowRight: () => step(1),
-  s: () => {
-    speed = (speed + 1) % SPEEDS.length;
-    video.playbackRate = SPEEDS[speed];
-    speedEl.textContent = `${SPEEDS[speed]}×`;
-  },
-  x: skip,
-  u: undo,
-  "?": () => toggleHelp(),
-  h: () => toggleHelp(),
-  Escape: () => {
-    if (!helpEl.hidden) toggleHelp(false);
-    else if (correcting) {
-      correcting = null;
-      render();
-    }
-  },
-};
-for (const a of ANSWERS) ACTIONS[a.hotkey] = () => answer(a.key);
-
-function run(key) {
-  if (!helpEl.hidden && key !== "Escape" && key !== "?" && key !== "h") return;
-  ACTIONS[key]();
-}
-
-// Capture phase on window: the workspace sees every key first and keeps the ones it uses, so
-// Space never presses a focused button and arrows never scroll the page.
-window.addEventListener(
-  "keydown",
-  (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    if (!(key in ACTIONS)) return;
-    event.preventDefault();
-    event.stopPropagation();
-    if (event.repeat && !key.startsWith("Arrow")) return;
-    run(key);
-  },
-  { capture: true },
-);
+});
 
 const answersEl = document.getElementById("answers");
 for (const a of ANSWERS) {
@@ -608,12 +568,6 @@ for (const a of ANSWERS) {
       },
     }, el("kbd", { text: a.hotkey }), " " + a.name),
   );
-}
-for (const b of document.querySelectorAll(".controls button")) {
-  b.addEventListener("click", () => {
-    b.blur();
-    run(b.dataset.key);
-  });
 }
 window.addEventListener("online", () => flush());
 
