@@ -8,8 +8,9 @@ never run in an annotator's browser.
 
 from __future__ import annotations
 
+import functools
+
 import nh3
-from markdown_it import MarkdownIt
 
 from clips.models import Clip
 from labelstudio_ferv.errors import ValidationError
@@ -21,8 +22,17 @@ from .models import Campaign, Task
 MAX_EXAMPLES_PER_CLASS = 6
 MAX_GUIDELINES_CHARS = 50_000
 
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-_markdown.enable("table")
+
+@functools.cache
+def _markdown():
+    # markdown-it (about 4 MB) loads with the first guidelines rendered, not with every process.
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+        "table"
+    )
+
+
 _TAGS = {
     "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img",
     "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
@@ -35,7 +45,7 @@ def guidelines_html(text: str) -> str:
     if not text.strip():
         return ""
     return nh3.clean(
-        _markdown.render(text),
+        _markdown().render(text),
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},

@@ -575,6 +575,17 @@ def main() -> None:
             run(name, combined=combined, rate=rate, seconds=args.duration)
         rss = rss_mb_tree(server.proc.pid) + (rss_mb_tree(worker.proc.pid) if worker else 0.0)
         pss = pss_mb_tree(server.proc.pid) + (pss_mb_tree(worker.proc.pid) if worker else 0.0)
+        rss_by_process = {
+            "gunicorn": [
+                round(rss_mb(p), 1) for p in [server.proc.pid, *children(server.proc.pid)]
+            ],
+            "worker": (
+                [round(rss_mb(p), 1) for p in [worker.proc.pid, *children(worker.proc.pid)]]
+                if worker
+                else []
+            ),
+        }
+        print(f"peak RSS by process (first the parent), MiB: {rss_by_process}", flush=True)
         meter.stop()
 
         backlog = queue_length(queue)
@@ -642,6 +653,7 @@ def main() -> None:
         "violations": violations,
         "invariant_violations": sum(violations.values()),
         "rss_mb_web_plus_worker": round(rss, 1),
+        "rss_mb_by_process": rss_by_process,
         "pss_mb_web_plus_worker": round(pss, 1),
     }
     two_request = results["capacity"]["loops_per_s"]

@@ -27,8 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-import ffmpeg
-
 from .ffmpeg import (
     TRANSIENT_ERRNOS,
     CorruptMediaError,
@@ -43,6 +41,11 @@ from .ffmpeg import (
     probe_video,
     run,
 )
+from .lazy import lazy_module
+
+# ffmpeg-python (about 7 MB with the `future` package it loads) is needed only when media is
+# transcoded: web processes serving annotators never load it.
+ffmpeg = lazy_module("ffmpeg")
 
 __all__ = [
     "CorruptMediaError",
