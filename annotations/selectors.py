@@ -129,13 +129,18 @@ class OpenLease:
     ahead: bool
 
 
-def assignments_open(*, campaign_id: int, user: AbstractBaseUser) -> list[OpenLease]:
+def assignments_open(
+    *, campaign_id: int, user: AbstractBaseUser, promote: bool = False
+) -> list[OpenLease]:
     """Return the user's open assignments in a campaign, the current one first.
 
     There are at most two: the current clip and one ahead (unique constraint
-    ``assignment_one_active``).
+    ``assignment_one_active``). With ``promote``, the lease ahead is first made current when
+    the user holds no current lease (``statements.OPEN_LEASES_PROMOTED``); it may raise
+    IntegrityError when another request of the user took a current lease meanwhile.
     """
-    rows = statements.OPEN_LEASES.rows({"campaign": campaign_id, "user": user.pk})
+    statement = statements.OPEN_LEASES_PROMOTED if promote else statements.OPEN_LEASES
+    rows = statement.rows({"campaign": campaign_id, "user": user.pk})
     return [OpenLease(Offer.from_row(row), row[10], row[11]) for row in rows]
 
 

@@ -371,8 +371,10 @@ def assignment_next(
     if refusal := campaign.refusal():
         raise Conflict(refusal[0], code=refusal[1])
     priorities.quota_check(campaign=campaign, membership=membership, user=user)
+    # Asking for a clip ahead, the user usually holds one from the last request: it becomes
+    # current in the same statement that reads the leases.
     offer, leases = _assignment_take(
-        campaign=campaign, membership=membership, user=user, ahead=False
+        campaign=campaign, membership=membership, user=user, ahead=False, promote=ahead
     )
     if offer is None or not ahead:
         return offer
@@ -389,22 +391,24 @@ def _assignment_take(
     user: AbstractBaseUser,
     ahead: bool,
     known: list[selectors.OpenLease] | None = None,
+    promote: bool = False,
 ) -> tuple[Offer | None, list[selectors.OpenLease]]:
     """Return the user's open current (or ahead) assignment, claiming one if there is none.
 
     Also return the user's open leases as they stand afterwards, which the next call may take
     as ``known`` instead of reading them again (if they changed meanwhile, a claim fails on the
-    unique constraint and the loop reads them).
+    unique constraint and the loop reads them). With ``promote`` (current leases only), the
+    read itself makes the lease ahead current when there is no current one.
     """
     qualifying = quality.qualification_due(campaign=campaign, membership=membership)
     gold = qualifying or membership.gold_due(share=campaign.gold_share, draw=random.random())
     for _attempt in range(_CLAIM_ATTEMPTS):
-        if known is not None:
-            leases, known = known, None
-        else:
-            leases = selectors.assignments_open(campaign_id=campaign.pk, user=user)
-        mine = [lease for lease in leases if lease.ahead == ahead]
         try:
+            if known is not None:
+                leases, known = known, None
+            else:
+                leases = _leases_open(campaign=campaign, user=user, promote=promote)
+            mine = [lease for lease in leases if lease.ahead == ahead]
             if not ahead and not mine and leases:
                 # The current clip was answered or skipped: the one ahead takes its place.
                 lease = leases[0]
@@ -447,6 +451,16 @@ def _assignment_take(
         membership.gold_served += int(is_gold)
         return offer, [*leases, selectors.OpenLease(offer, True, ahead)]
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
+
+
+def _leases_open(
+    *, campaign: Campaign, user: AbstractBaseUser, promote: bool
+) -> list[selectors.OpenLease]:
+    if not promote:
+        return selectors.assignments_open(campaign_id=campaign.pk, user=user)
+    # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        return selectors.assignments_open(campaign_id=campaign.pk, user=user, promote=True)
 
 
 def _claim_new(

@@ -113,6 +113,49 @@ ORDER BY a.ahead, a.id
     _open_leases,
 )
 
+
+def _open_leases_promoted(params: dict) -> list[tuple]:
+    with transaction.atomic():
+        mine = Assignment.objects.filter(
+            campaign_id=params["campaign"], annotator_id=params["user"], state="active"
+        )
+        if not mine.filter(ahead=False).exists():
+            mine.filter(ahead=True).update(ahead=False)
+        return _open_leases(params)
+
+
+# The same, after making the lease ahead current when the user holds no current one (the
+# current clip was answered or skipped): what next/?ahead=1 and answer-and-next/?ahead=1 read,
+# the promotion and the read in one round trip and one statement. The SELECT sees the rows as
+# they were before the UPDATE, so the promoted lease's ``ahead`` is taken from ``promoted``. A
+# lease closed meanwhile by another request is not promoted (the UPDATE re-checks its state
+# under the row lock) and comes back still ahead: the caller then promotes it itself, or finds
+# it closed. A current lease claimed meanwhile by another request makes the promotion fail on
+# ``assignment_one_active`` (the caller reads again).
+OPEN_LEASES_PROMOTED = Statement(
+    "lsf_assignment_open_promoted",
+    """
+WITH promoted AS (
+    UPDATE annotations_assignment AS p SET ahead = FALSE
+    WHERE p.campaign_id = %(campaign)s AND p.annotator_id = %(user)s AND p.state = 'active'
+      AND p.ahead
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS cur
+                      WHERE cur.campaign_id = %(campaign)s AND cur.annotator_id = %(user)s
+                        AND cur.state = 'active' AND NOT cur.ahead)
+    RETURNING p.id
+)
+SELECT a.id, a.expires_at,
+       c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height,
+       a.expires_at > now(), a.ahead AND a.id NOT IN (SELECT id FROM promoted) AS still_ahead
+FROM annotations_assignment AS a
+JOIN annotations_task AS t ON t.id = a.task_id
+JOIN clips_clip AS c ON c.id = t.clip_id
+WHERE a.campaign_id = %(campaign)s AND a.annotator_id = %(user)s AND a.state = 'active'
+ORDER BY still_ahead, a.id
+""",
+    _open_leases_promoted,
+)
+
 OWN_ASSIGNMENT_FIELDS = ["id", "campaign_id", "task_id", "annotator_id", "state", "holds_slot"]
 
 
