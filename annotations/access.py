@@ -37,37 +37,48 @@ def access_campaign(
     return membership.campaign, membership
 
 
-_query: tuple[str, list[str], list[str]] | None = None
+def member_columns() -> str:
+    """The columns of a membership row ``m`` and its campaign ``c``, as ``member_from_row``
+    takes them (model names only, quoted as both PostgreSQL and SQLite quote)."""
+    m_cols = [f'm."{f.column}"' for f in Membership._meta.concrete_fields]
+    c_cols = [f'c."{f.column}"' for f in Campaign._meta.concrete_fields]
+    return ", ".join(m_cols + c_cols)
+
+
+# The user's membership with its campaign: one plain query (every annotation request asks it;
+# the ORM would spend longer compiling it than the database answering).
+_MEMBER_SQL = (
+    f"SELECT {member_columns()} FROM annotations_membership m "  # noqa: S608 (model names)
+    "JOIN annotations_campaign c ON c.id = m.campaign_id "
+    "WHERE m.campaign_id = %s AND m.user_id = %s"
+)
+
+
+_M_NAMES = [f.attname for f in Membership._meta.concrete_fields]
+_C_NAMES = [f.attname for f in Campaign._meta.concrete_fields]
+
+
+def member_row(*, campaign_id: int, user_id: int) -> tuple | None:
+    """The raw row of ``member_columns()`` for the user's membership, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MEMBER_SQL, [campaign_id, user_id])
+        return cursor.fetchone()
+
+
+def member_from_row(row: tuple) -> Membership:
+    """The membership, with its campaign, from a row of ``member_columns()``."""
+    n = len(_M_NAMES)
+    membership = Membership.from_db(connection.alias, _M_NAMES, _decoded(Membership, row[:n]))
+    membership.campaign = Campaign.from_db(connection.alias, _C_NAMES, _decoded(Campaign, row[n:]))
+    return membership
 
 
 def _membership(*, campaign_id: int, user_id: int) -> Membership | None:
-    """The user's membership with its campaign: one plain query (every annotation request
-    asks it; the ORM would spend longer compiling it than the database answering)."""
-    global _query
+    """The user's membership with its campaign, or None."""
     if not -(2**63) <= campaign_id < 2**63:
         return None
-    if _query is None:
-        qn = connection.ops.quote_name
-        member, campaign = Membership._meta, Campaign._meta
-        m_cols = [f"m.{qn(f.column)}" for f in member.concrete_fields]
-        c_cols = [f"c.{qn(f.column)}" for f in campaign.concrete_fields]
-        _query = (
-            f"SELECT {', '.join(m_cols + c_cols)} FROM {qn(member.db_table)} m "  # noqa: S608 (model names)
-            f"JOIN {qn(campaign.db_table)} c ON c.{qn(campaign.pk.column)} = m.{qn('campaign_id')} "
-            f"WHERE m.{qn('campaign_id')} = %s AND m.{qn('user_id')} = %s",
-            [f.attname for f in member.concrete_fields],
-            [f.attname for f in campaign.concrete_fields],
-        )
-    sql, m_names, c_names = _query
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign_id, user_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n = len(m_names)
-    membership = Membership.from_db(connection.alias, m_names, _decoded(Membership, row[:n]))
-    membership.campaign = Campaign.from_db(connection.alias, c_names, _decoded(Campaign, row[n:]))
-    return membership
+    row = member_row(campaign_id=campaign_id, user_id=user_id)
+    return None if row is None else member_from_row(row)
 
 
 def _decoded(model, values) -> list:

@@ -220,11 +220,18 @@ class AnswerNextView(APIView):
     def post(self, request: Request, assignment_id: int) -> Response:
         ahead = _ahead(request)
         result = services.assignment_answer(
-            user=request.user, assignment_id=assignment_id, **_answer_input(request)
+            user=request.user,
+            assignment_id=assignment_id,
+            with_membership=True,
+            **_answer_input(request),
         )
-        campaign, membership = access_campaign(
-            user=request.user, campaign_id=result.vote.campaign_id
-        )
+        if result.membership is not None:  # a fresh answer brings them
+            membership = result.membership
+            campaign = membership.campaign
+        else:
+            campaign, membership = access_campaign(
+                user=request.user, campaign_id=result.vote.campaign_id
+            )
         # The answer is stored (a retry finds it); a paused annotator gets no next clip.
         quality.annotator_gate(membership=membership)
         offer = services.assignment_next(

@@ -31,12 +31,13 @@ from clips.models import Clip
 from labelstudio_ferv.errors import Conflict, NotFound, ValidationError
 from labelstudio_ferv.expressions import Answer
 
-from . import guidelines, priorities, quality, rules, selectors
+from . import access, guidelines, priorities, quality, rules, selectors
 from .consensus import consensus_enqueue, consensus_message
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
 from .statements import (
     ANSWER_STORED,
+    ANSWER_STORED_MEMBER,
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
@@ -512,10 +513,17 @@ def _lease_close(*, assignment_id: int, state: str) -> Assignment | None:
 class AnswerResult:
     vote: Vote
     created: bool
+    # With ``with_membership``, a fresh answer's membership and campaign, read with it.
+    membership: Membership | None = None
 
 
 def assignment_answer(
-    *, user: AbstractBaseUser, assignment_id: int, answer: int, time_ms: int | None = None
+    *,
+    user: AbstractBaseUser,
+    assignment_id: int,
+    answer: int,
+    time_ms: int | None = None,
+    with_membership: bool = False,
 ) -> AnswerResult:
     """Store the user's answer to an assignment; answering again is a no-op or a correction.
 
@@ -525,6 +533,9 @@ def assignment_answer(
 
     A fresh answer (the usual case) is one statement, ``ANSWER_STORED``; an assignment already
     answered or skipped takes the transaction below (a retry, a correction or a refusal).
+    With ``with_membership`` a fresh answer also returns the user's membership and campaign
+    as they stand when it is stored (``ANSWER_STORED_MEMBER``), for a caller that reads them
+    next anyway.
     """
     if not -(2**63) <= assignment_id < 2**63:
         raise NotFound("Assignment not found.")
@@ -532,13 +543,13 @@ def assignment_answer(
     try:
         # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            rows = ANSWER_STORED.rows(params)
+            rows = (ANSWER_STORED_MEMBER if with_membership else ANSWER_STORED).rows(params)
     except IntegrityError:
         # Only a vote on this clip stored outside this assignment gets here.
         raise Conflict("You have already answered this clip.", code="already_answered")
     if not rows:
         raise NotFound("Assignment not found.")
-    _, campaign_id, task_id, _, _, vote_id, task_is_gold, at = rows[0]
+    _, campaign_id, task_id, _, _, vote_id, task_is_gold, at = rows[0][:8]
     if vote_id is not None:
         vote = Vote(
             id=vote_id, campaign_id=campaign_id, task_id=task_id, annotator_id=user.pk,
@@ -548,7 +559,8 @@ def assignment_answer(
         vote._state.adding = False
         vote.task_is_gold = task_is_gold  # spares answer_feedback a query
         consensus_message(task_id=task_id)
-        return AnswerResult(vote=vote, created=True)
+        membership = access.member_from_row(rows[0][8:]) if with_membership else None
+        return AnswerResult(vote=vote, created=True, membership=membership)
     return _answer_closed(user=user, assignment_id=assignment_id, answer=answer)
 
 

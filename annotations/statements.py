@@ -26,6 +26,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from . import access
 from .models import Assignment, ConsensusStatus, Membership, Task, Vote
 
 
@@ -491,9 +492,7 @@ def _answer_stored(params: dict) -> list[tuple]:
 # A double submit waits on the row lock, then sees the assignment answered (the lock re-reads
 # the row) and stores nothing. A second vote of the user on the task fails on the unique
 # constraint and the whole statement is undone.
-ANSWER_STORED = Statement(
-    "lsf_answer_stored",
-    """
+_ANSWER_SQL = """
 WITH own AS (
     SELECT a.id, a.campaign_id, a.task_id, a.state, a.holds_slot
     FROM annotations_assignment AS a
@@ -525,9 +524,35 @@ WITH own AS (
 )
 SELECT own.id, own.campaign_id, own.task_id, own.state, own.holds_slot,
        (SELECT id FROM vote), (SELECT is_gold FROM counted), (SELECT created_at FROM vote)
-FROM own
-""",
-    _answer_stored,
+       {member}
+FROM own {member_join}
+"""
+ANSWER_STORED = Statement(
+    "lsf_answer_stored", _ANSWER_SQL.format(member="", member_join=""), _answer_stored
+)
+
+
+def _answer_stored_member(params: dict) -> list[tuple]:
+    rows = _answer_stored(params)
+    if not rows:
+        return []
+    member = access.member_row(campaign_id=rows[0][1], user_id=params["user"])
+    return [] if member is None else [(*rows[0], *member)]
+
+
+# The same, and then the user's membership with its campaign (``access.member_columns``), as
+# they stand when the answer is stored: what answer-and-next/ reads next (the gate, the quota,
+# the claim's rules) comes with the answer instead of one more round trip. The membership's
+# own row was required by ``own`` already.
+ANSWER_STORED_MEMBER = Statement(
+    "lsf_answer_stored_member",
+    _ANSWER_SQL.format(
+        member=", " + access.member_columns(),
+        member_join="JOIN annotations_membership AS m"
+        " ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s"
+        " JOIN annotations_campaign AS c ON c.id = own.campaign_id",
+    ),
+    _answer_stored_member,
 )
 
 
