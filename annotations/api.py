@@ -222,10 +222,11 @@ class AnswerNextView(APIView):
         result = services.assignment_answer(
             user=request.user,
             assignment_id=assignment_id,
-            with_membership=True,
+            then_next=True,
             **_answer_input(request),
         )
-        if result.membership is not None:  # a fresh answer brings them
+        leases = result.leases  # a fresh answer brings the membership and the leases
+        if result.membership is not None:
             membership = result.membership
             campaign = membership.campaign
         else:
@@ -235,7 +236,7 @@ class AnswerNextView(APIView):
         # The answer is stored (a retry finds it); a paused annotator gets no next clip.
         quality.annotator_gate(membership=membership)
         offer = services.assignment_next(
-            campaign=campaign, membership=membership, user=request.user, ahead=ahead
+            campaign=campaign, membership=membership, user=request.user, ahead=ahead, leases=leases
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         body = {

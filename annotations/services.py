@@ -37,7 +37,7 @@ from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vo
 from .selectors import Offer
 from .statements import (
     ANSWER_STORED,
-    ANSWER_STORED_MEMBER,
+    ANSWER_STORED_NEXT,
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
@@ -357,7 +357,12 @@ def _claim_task(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> O
 
 
 def assignment_next(
-    *, campaign: Campaign, membership: Membership, user: AbstractBaseUser, ahead: bool = False
+    *,
+    campaign: Campaign,
+    membership: Membership,
+    user: AbstractBaseUser,
+    ahead: bool = False,
+    leases: list[selectors.OpenLease] | None = None,
 ) -> Offer | None:
     """Return the user's current assignment in the campaign, or claim the next clip for them.
 
@@ -365,7 +370,8 @@ def assignment_next(
     returns that assignment, so a retried request never takes a second slot. With ``ahead``,
     the offer also carries a second clip held for the user (claimed if need be), for the
     browser to preload while the first one plays; once the current assignment is closed, the
-    one ahead becomes current.
+    one ahead becomes current. ``leases``: the user's open leases as just read (by the answer
+    of answer-and-next/), so as not to read them again.
     """
     # A paused or closed campaign hands out nothing, not even a lease already held (its answer
     # is still accepted).
@@ -375,8 +381,9 @@ def assignment_next(
     # Asking for a clip ahead, the user usually holds one from the last request: it becomes
     # current in the same statement that reads the leases.
     offer, leases = _assignment_take(
-        campaign=campaign, membership=membership, user=user, ahead=False, promote=ahead
-    )
+        campaign=campaign, membership=membership, user=user, ahead=False, promote=ahead,
+        known=leases,
+    )  # fmt: skip
     if offer is None or not ahead:
         return offer
     held, _ = _assignment_take(
@@ -513,8 +520,10 @@ def _lease_close(*, assignment_id: int, state: str) -> Assignment | None:
 class AnswerResult:
     vote: Vote
     created: bool
-    # With ``with_membership``, a fresh answer's membership and campaign, read with it.
+    # With ``then_next``, a fresh answer's membership (with its campaign) and the user's open
+    # leases, read with it (None otherwise).
     membership: Membership | None = None
+    leases: list[selectors.OpenLease] | None = None
 
 
 def assignment_answer(
@@ -523,7 +532,7 @@ def assignment_answer(
     assignment_id: int,
     answer: int,
     time_ms: int | None = None,
-    with_membership: bool = False,
+    then_next: bool = False,
 ) -> AnswerResult:
     """Store the user's answer to an assignment; answering again is a no-op or a correction.
 
@@ -533,23 +542,31 @@ def assignment_answer(
 
     A fresh answer (the usual case) is one statement, ``ANSWER_STORED``; an assignment already
     answered or skipped takes the transaction below (a retry, a correction or a refusal).
-    With ``with_membership`` a fresh answer also returns the user's membership and campaign
-    as they stand when it is stored (``ANSWER_STORED_MEMBER``), for a caller that reads them
-    next anyway.
+    With ``then_next`` (the caller hands the next clip right after), a fresh answer also
+    returns the user's membership and campaign and the open leases, the lease ahead made
+    current (``ANSWER_STORED_NEXT``): ``assignment_next`` takes them instead of reading them.
     """
     if not -(2**63) <= assignment_id < 2**63:
         raise NotFound("Assignment not found.")
     params = {"assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms}
-    try:
-        # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            rows = (ANSWER_STORED_MEMBER if with_membership else ANSWER_STORED).rows(params)
-    except IntegrityError:
-        # Only a vote on this clip stored outside this assignment gets here.
-        raise Conflict("You have already answered this clip.", code="already_answered")
+    statement = ANSWER_STORED_NEXT if then_next else ANSWER_STORED
+    for _attempt in range(2):
+        try:
+            # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                rows = statement.rows(params)
+            break
+        except IntegrityError as exc:
+            if statement is ANSWER_STORED_NEXT and _constraint(exc) == "assignment_one_active":
+                # The promotion met a current lease that another request of the user took
+                # meanwhile: nothing was stored; store the answer alone.
+                statement = ANSWER_STORED
+                continue
+            # Only a vote on this clip stored outside this assignment gets here.
+            raise Conflict("You have already answered this clip.", code="already_answered")
     if not rows:
         raise NotFound("Assignment not found.")
-    _, campaign_id, task_id, _, _, vote_id, task_is_gold, at = rows[0][:8]
+    _, campaign_id, task_id, _, _, vote_id, task_is_gold, at = rows[0][:_ANSWER_WIDTH]
     if vote_id is not None:
         vote = Vote(
             id=vote_id, campaign_id=campaign_id, task_id=task_id, annotator_id=user.pk,
@@ -559,9 +576,27 @@ def assignment_answer(
         vote._state.adding = False
         vote.task_is_gold = task_is_gold  # spares answer_feedback a query
         consensus_message(task_id=task_id)
-        membership = access.member_from_row(rows[0][8:]) if with_membership else None
-        return AnswerResult(vote=vote, created=True, membership=membership)
+        if statement is not ANSWER_STORED_NEXT:
+            return AnswerResult(vote=vote, created=True)
+        membership = access.member_from_row(rows[0][_ANSWER_WIDTH:_LEASES_AT])
+        leases = [
+            selectors.OpenLease(Offer.from_row(row[_LEASES_AT:]), row[-2], row[-1])
+            for row in rows
+            if row[_LEASES_AT] is not None
+        ]
+        return AnswerResult(vote=vote, created=True, membership=membership, leases=leases)
     return _answer_closed(user=user, assignment_id=assignment_id, answer=answer)
+
+
+# ANSWER_STORED's columns, then (ANSWER_STORED_NEXT) the membership's, then a lease's.
+_ANSWER_WIDTH = 8
+_LEASES_AT = _ANSWER_WIDTH + len(access.member_columns().split(", "))
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint an IntegrityError broke (PostgreSQL; None elsewhere)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 def _answer_closed(*, user: AbstractBaseUser, assignment_id: int, answer: int) -> AnswerResult:

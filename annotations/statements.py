@@ -504,7 +504,7 @@ WITH own AS (
     UPDATE annotations_assignment AS s SET state = 'answered', closed_at = statement_timestamp()
     FROM own
     WHERE s.id = own.id AND own.state IN ('active', 'expired')
-    RETURNING own.campaign_id, own.task_id,
+    RETURNING own.id, own.campaign_id, own.task_id,
               CASE WHEN own.state = 'active' AND own.holds_slot THEN 1 ELSE 0 END AS freed
 ), vote AS (
     INSERT INTO annotations_vote
@@ -521,38 +521,77 @@ WITH own AS (
     FROM closed
     WHERE t.id = closed.task_id
     RETURNING t.is_gold
-)
+){more}
 SELECT own.id, own.campaign_id, own.task_id, own.state, own.holds_slot,
        (SELECT id FROM vote), (SELECT is_gold FROM counted), (SELECT created_at FROM vote)
-       {member}
-FROM own {member_join}
+       {columns}
+FROM own {joins}
 """
 ANSWER_STORED = Statement(
-    "lsf_answer_stored", _ANSWER_SQL.format(member="", member_join=""), _answer_stored
+    "lsf_answer_stored", _ANSWER_SQL.format(more="", columns="", joins=""), _answer_stored
 )
 
+# The columns of one open lease, as OPEN_LEASES gives them.
+_LEASE_WIDTH = 12
 
-def _answer_stored_member(params: dict) -> list[tuple]:
+
+def _answer_stored_next(params: dict) -> list[tuple]:
     rows = _answer_stored(params)
     if not rows:
         return []
-    member = access.member_row(campaign_id=rows[0][1], user_id=params["user"])
-    return [] if member is None else [(*rows[0], *member)]
+    head, user = rows[0], params["user"]
+    member = access.member_row(campaign_id=head[1], user_id=user)
+    if member is None:
+        return []
+    stored = head[5] is not None
+    leases = _open_leases_promoted({"campaign": head[1], "user": user}) if stored else []
+    return [(*head, *member, *lease) for lease in leases] or [
+        (*head, *member, *[None] * _LEASE_WIDTH)
+    ]
 
 
-# The same, and then the user's membership with its campaign (``access.member_columns``), as
-# they stand when the answer is stored: what answer-and-next/ reads next (the gate, the quota,
-# the claim's rules) comes with the answer instead of one more round trip. The membership's
-# own row was required by ``own`` already.
-ANSWER_STORED_MEMBER = Statement(
-    "lsf_answer_stored_member",
+# The answer (as ANSWER_STORED), then what answer-and-next/ reads before handing the next clip,
+# in the same round trip: the user's membership with its campaign (``access.member_columns``)
+# and, once the answer is stored, the user's open leases as OPEN_LEASES_PROMOTED leaves them
+# (the lease ahead made current when the user holds no other current lease), one row per lease
+# (at least one row: the lease columns are null when none is open). The promotion joins
+# ``closed``, so it runs after the answered lease left the current place (the unique
+# constraint ``assignment_one_active`` sees the two rows in that order); the SELECT sees the
+# rows as they were before the statement, so the answered lease is left out and the promoted
+# one's ``ahead`` is taken from ``promoted``. When another request of the user took a current
+# lease meanwhile the promotion fails on that constraint and the whole statement is undone:
+# the caller then stores the answer with ANSWER_STORED.
+ANSWER_STORED_NEXT = Statement(
+    "lsf_answer_stored_next",
     _ANSWER_SQL.format(
-        member=", " + access.member_columns(),
-        member_join="JOIN annotations_membership AS m"
-        " ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s"
-        " JOIN annotations_campaign AS c ON c.id = own.campaign_id",
+        more=""", promoted AS (
+    UPDATE annotations_assignment AS p SET ahead = FALSE
+    FROM closed
+    WHERE p.campaign_id = closed.campaign_id AND p.annotator_id = %(user)s
+      AND p.state = 'active' AND p.ahead AND p.id <> closed.id
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS cur
+                      WHERE cur.campaign_id = closed.campaign_id AND cur.annotator_id = %(user)s
+                        AND cur.state = 'active' AND NOT cur.ahead AND cur.id <> closed.id)
+    RETURNING p.id
+)""",
+        columns=", " + access.member_columns() + ", l.*",
+        joins="""JOIN annotations_membership AS m
+    ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s
+JOIN annotations_campaign AS c ON c.id = own.campaign_id
+LEFT JOIN LATERAL (
+    SELECT a.id AS lease, a.expires_at,
+           k.id AS clip, k.video, k.poster, k.duration_s, k.fps, k.frame_count, k.width,
+           k.height, a.expires_at > now() AS live,
+           a.ahead AND a.id NOT IN (SELECT id FROM promoted) AS still_ahead
+    FROM annotations_assignment AS a
+    JOIN annotations_task AS t ON t.id = a.task_id
+    JOIN clips_clip AS k ON k.id = t.clip_id
+    WHERE a.campaign_id = own.campaign_id AND a.annotator_id = %(user)s AND a.state = 'active'
+      AND a.id NOT IN (SELECT id FROM closed)
+) AS l ON TRUE
+ORDER BY l.still_ahead, l.lease""",
     ),
-    _answer_stored_member,
+    _answer_stored_next,
 )
 
 

@@ -20,7 +20,7 @@ MAX_NEXT = 6  # 5, and the lease sweep at most once a second per process
 # An answer to a gold clip also asks whether it was a qualification clip (the feedback shown
 # after it); the usual answer knows from its own statement that its clip is not gold.
 MAX_ANSWER = 2
-MAX_ANSWER_AND_NEXT = 6  # 5, and the sweep
+MAX_ANSWER_AND_NEXT = 5  # 4, and the sweep
 
 
 def _count(client, path, body=None):
