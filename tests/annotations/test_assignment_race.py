@@ -7,12 +7,13 @@ double-submitted answer. The invariants are asserted on the database afterwards.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -209,3 +210,65 @@ def test_abandoned_leases_are_taken_over_and_every_clip_still_gets_its_votes():
     assert_no_clip_over_its_need(campaign)
     assert Counter(Vote.objects.values_list("task_id", flat=True)) == {t.pk: 3 for t in tasks}
     assert Assignment.objects.filter(state="expired").exists()
+
+
+def test_an_answer_whose_promotion_meets_a_new_current_lease_is_stored_all_the_same():
+    """answer-and-next/ makes the lease ahead current in the answer's own statement. When
+    another request of the user took a current lease meanwhile (possible once the answered
+    lease had expired: it no longer holds the current place), that promotion fails on the
+    unique constraint: the answer is stored alone, and the next clip is the new current one."""
+    from annotations import services
+
+    campaign = CampaignFactory(votes_per_clip=3)
+    TaskFactory.create_batch(4, campaign=campaign)
+    token = annotators(campaign, 1)[0]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1").json()
+    current, ahead = body["assignment"]["id"], body["ahead"]["assignment"]["id"]
+    Assignment.objects.filter(pk=current).update(expires_at=timezone.now() - timedelta(seconds=1))
+    services.leases_expire(campaign_id=campaign.pk)
+    user_id = Assignment.objects.get(pk=current).annotator_id
+    taken = Task.objects.exclude(assignments__annotator_id=user_id).first()
+    answered: list = []
+
+    def answer():
+        try:
+            url = f"/api/v1/assignments/{current}/answer-and-next/?ahead=1"
+            answered.append(client.post(url, {"label": "fear"}, format="json"))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        # Hold the lease ahead, so that the answer's promotion waits for it ...
+        Assignment.objects.select_for_update().get(pk=ahead)
+        thread = threading.Thread(target=answer)
+        thread.start()
+        with connection.cursor() as cursor:
+            for _ in range(400):
+                cursor.execute("SELECT pg_stat_clear_snapshot()")  # else read once a transaction
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                thread.join(timeout=30)
+                shown = answered and (answered[0].status_code, answered[0].content)
+                raise AssertionError(f"the answer never waited for the lease ahead: {shown}")
+        # ... while another request of the user takes a current lease.
+        new = Assignment.objects.create(
+            campaign=campaign, task=taken, annotator_id=user_id, state="active",
+            holds_slot=False, ahead=False, expires_at=timezone.now() + timedelta(minutes=5),
+        )  # fmt: skip
+    thread.join(timeout=30)
+
+    response = answered[0]
+    assert response.status_code == 201, response.content
+    assert response.json()["next"]["assignment"]["id"] == new.pk
+    assert response.json()["next"]["ahead"]["assignment"]["id"] == ahead
+    assert Vote.objects.filter(assignment_id=current).count() == 1
+    assert Assignment.objects.get(pk=current).state == "answered"
+    assert Assignment.objects.get(pk=ahead).ahead is True
