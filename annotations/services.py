@@ -438,7 +438,7 @@ def _assignment_take(
                 continue  # the clip ahead, if any, may now take its place
             offer, is_gold = _claim_new(
                 campaign=campaign, user=user, ahead=ahead, gold=gold, only_gold=qualifying,
-                informative=membership.informative,
+                informative=_informative(membership),
             )  # fmt: skip
             if qualifying and offer is None:
                 # No gold clip left for this newcomer: nothing to qualify on.
@@ -446,7 +446,7 @@ def _assignment_take(
                 qualifying = False
                 offer, is_gold = _claim_new(
                     campaign=campaign, user=user, ahead=ahead, gold=gold,
-                    informative=membership.informative,
+                    informative=_informative(membership),
                 )  # fmt: skip
         except IntegrityError:
             # Another request of the same user claimed first (one open assignment per user,
@@ -467,6 +467,12 @@ def _assignment_take(
         membership.gold_served += int(is_gold)
         return offer, [*leases, selectors.OpenLease(offer, True, ahead)]
     raise Conflict("Too many requests for a clip at once; try again.", code="busy")
+
+
+def _informative(membership: Membership) -> bool:
+    """Whether the member may claim extra-vote clips as any other (``_claim_task``): always
+    unless ``settings.TRUST_INFORMATIVE_EXTRAS`` routes them to informative members first."""
+    return membership.informative or not settings.TRUST_INFORMATIVE_EXTRAS
 
 
 def _claim_new(

@@ -297,6 +297,11 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
+# Extra votes to members the trust model rates informative first (ASSIGNMENT.md, "Extra votes
+# and informative members"). Off: in two paired runs of `make bench-trust` it lowered the share
+# of trusted clips (AGGREGATION.md, "Who gives the extra votes").
+TRUST_INFORMATIVE_EXTRAS = envbool("TRUST_INFORMATIVE_EXTRAS", default=False)
+
 CELERY_BEAT_SCHEDULE = {
     # Clips whose worker died are sent again once their 30 s lease ran out: within 45 s.
     "requeue-stale-clips": {

@@ -48,6 +48,12 @@ def offered_task(api, user, campaign) -> Task | None:
     return lease.task
 
 
+@pytest.fixture
+def informative_extras(settings):
+    settings.TRUST_INFORMATIVE_EXTRAS = True
+
+
+@pytest.mark.usefixtures("informative_extras")
 def test_an_extra_vote_goes_to_the_informative_annotator_not_the_weak_one(api):
     campaign = confidence_campaign()
     extra = extra_vote_task(campaign)
@@ -60,6 +66,14 @@ def test_an_extra_vote_goes_to_the_informative_annotator_not_the_weak_one(api):
     assert Task.objects.get(pk=fresh.pk).lease_count == 1
 
 
+def test_without_the_setting_the_fullest_clip_comes_first_for_everyone(api):
+    campaign = confidence_campaign()
+    extra = extra_vote_task(campaign)
+    TaskFactory(campaign=campaign)
+    assert offered_task(api, member(campaign, informative=False), campaign) == extra
+
+
+@pytest.mark.usefixtures("informative_extras")
 def test_the_weak_annotator_still_gets_an_extra_vote_when_nothing_else_is_left(api):
     campaign = confidence_campaign()
     extra = extra_vote_task(campaign)
