@@ -310,6 +310,11 @@ CELERY_TASK_ROUTES = {
         "annotations.sweep_consensus",
     )
 }
+# Extra votes to members the trust model rates informative first (ASSIGNMENT.md, "Extra votes
+# and informative members"). Off: in two paired runs of `make bench-trust` it lowered the share
+# of trusted clips (AGGREGATION.md, "Who gives the extra votes").
+TRUST_INFORMATIVE_EXTRAS = envbool("TRUST_INFORMATIVE_EXTRAS", default=False)
+
 CELERY_BEAT_SCHEDULE = {
     # Clips whose worker died are sent again once their 30 s lease ran out: within 45 s.
     "requeue-stale-clips": {
