@@ -1179,3 +1179,31 @@ def group_shifts(
     votes = np.bincount(groups[ok], minlength=n_groups)
     share = np.clip((mass + strength * crowd) / (votes + strength), 1e-6, 1 - 1e-6)
     return np.log(share / (1 - share)) - math.log(crowd / (1 - crowd))
+
+
+def voter_accuracy(priors: ArrayLike, confusion: ArrayLike) -> NDArray[np.float64]:
+    """Each voter's estimated accuracy: the right-answer rate of its confusion (W x K x K)
+    over the classes (PASS, the last state, left out), weighted by the class prior."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    prior = np.asarray(priors, dtype=np.float64)[:-1]
+    k = len(prior)
+    if not len(conf):
+        return np.zeros(0)
+    return conf[:, np.arange(k), np.arange(k)] @ (prior / prior.sum())
+
+
+#: The share of the working voters the claim treats as informative (``informative_voters``).
+INFORMATIVE_SHARE = 1 / 3
+
+
+def informative_voters(
+    accuracy: ArrayLike, working: ArrayLike, share: float = INFORMATIVE_SHARE
+) -> NDArray[np.bool_]:
+    """Which voters are rated informative: an estimated accuracy at or above the ``share``
+    quantile from the top among the ``working`` voters (those who can still answer; numpy's
+    linear quantile). With no voter working, every voter is."""
+    acc = np.asarray(accuracy, dtype=np.float64)
+    working = np.asarray(working, dtype=bool)
+    if not working.any():
+        return np.ones(len(acc), dtype=bool)
+    return acc + _SHARE_TOL >= np.quantile(acc[working], 1.0 - share)

@@ -24,7 +24,7 @@ from labelstudio_ferv.queue import enqueue_once_on_commit
 
 from . import agreement
 from .loading import CampaignArrays, load_campaign
-from .models import AnnotatorModel, Campaign, ConsensusStatus, Task, TrustModel
+from .models import AnnotatorModel, Campaign, ConsensusStatus, Membership, Role, Task, TrustModel
 from .statements import consensus_write
 
 np = lazy_module("numpy")
@@ -533,6 +533,32 @@ def model_store(*, campaign_id: int, model: FittedModel, votes: dict[int, int], 
                 for a, c in model.confusion.items()
             ]
         )  # fmt: skip
+        members_rate(campaign_id=campaign_id, model=model)
+
+
+def members_rate(*, campaign_id: int, model: FittedModel) -> None:
+    """Rate the campaign's annotators with ``model`` (``Membership.informative``): informative
+    when their estimated accuracy (``agreement.voter_accuracy``; a member without fitted votes
+    has the newcomer's) is in the top third of the working annotators' (not paused, with
+    fitted votes; ``agreement.informative_voters``). The claim gives extra votes to informative
+    members first."""
+    members = list(
+        Membership.objects.filter(campaign_id=campaign_id, role=Role.ANNOTATOR).values_list(
+            "pk", "user_id", "paused_at", "informative"
+        )
+    )
+    if not members:
+        return
+    users = np.array([user for _, user, *_ in members], dtype=np.int64)
+    accuracy = agreement.voter_accuracy(model.priors, model.stack(users))
+    working = np.array(
+        [paused is None and user in model.confusion for _, user, paused, _ in members]
+    )
+    rated = agreement.informative_voters(accuracy, working).tolist()
+    for flag in (True, False):
+        changed = [m[0] for m, r in zip(members, rated, strict=True) if r is flag and m[3] != flag]
+        if changed:
+            Membership.objects.filter(pk__in=changed).update(informative=flag)
 
 
 @dataclass

@@ -160,6 +160,11 @@ class Membership(models.Model):
     pause_reason = models.TextField(blank=True)
     # This member's answers per day; null: the campaign's ``daily_quota``.
     daily_quota = models.PositiveIntegerField(null=True, blank=True)
+    # Rated at each fit of the campaign's trust model (``consensus.model_store``): the
+    # member's estimated accuracy is in the top third of the working annotators'. A clip
+    # that already holds ``votes_per_clip`` votes (its next vote is an extra one) goes to such
+    # members first; the others get it only when nothing else is left (AGGREGATION.md).
+    informative = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

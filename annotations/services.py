@@ -343,16 +343,32 @@ def _claim(
     return None if row is None else Offer.from_row(row)
 
 
-def _claim_task(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> Offer | None:
-    offer = _claim(campaign=campaign, user=user, statement=CLAIM_SKIP_LOCKED, ahead=ahead)
-    if offer is not None:
-        return offer
-    rows = LOCKED_CANDIDATES.rows({"campaign": campaign.pk, "user": user.pk})
-    candidates = [row[0] for row in rows]
-    for task_id in candidates:
-        offer = _claim(campaign=campaign, user=user, statement=CLAIM_ONE, ahead=ahead, task=task_id)
+#: A bound on a task's votes that no task reaches (``Task.vote_count`` is a small integer, and
+#: so is the claim's ``below``): it lets every task through.
+_ANY_VOTES = 2**15 - 1
+
+
+def _claim_task(
+    *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, informative: bool = True
+) -> Offer | None:
+    """Claim the first open task for the user. A member the trust model does not rate
+    informative gets a clip that already holds ``votes_per_clip`` votes (an extra vote) only
+    when no other clip is left for them, so no clip waits while anyone can give its vote."""
+    bounds = [_ANY_VOTES] if informative else [campaign.votes_per_clip, _ANY_VOTES]
+    for below in bounds:
+        offer = _claim(
+            campaign=campaign, user=user, statement=CLAIM_SKIP_LOCKED, ahead=ahead, below=below
+        )
         if offer is not None:
             return offer
+        rows = LOCKED_CANDIDATES.rows({"campaign": campaign.pk, "user": user.pk, "below": below})
+        for (task_id,) in rows:
+            offer = _claim(
+                campaign=campaign, user=user, statement=CLAIM_ONE, ahead=ahead, task=task_id,
+                below=below,
+            )  # fmt: skip
+            if offer is not None:
+                return offer
     return None
 
 
@@ -433,13 +449,17 @@ def _assignment_take(
                 _lease_close(assignment_id=expired, state=Assignment.State.EXPIRED)
                 continue  # the clip ahead, if any, may now take its place
             offer, is_gold = _claim_new(
-                campaign=campaign, user=user, ahead=ahead, gold=gold, only_gold=qualifying
-            )
+                campaign=campaign, user=user, ahead=ahead, gold=gold, only_gold=qualifying,
+                informative=_informative(membership),
+            )  # fmt: skip
             if qualifying and offer is None:
                 # No gold clip left for this newcomer: nothing to qualify on.
                 quality.qualification_no_gold_left(membership=membership)
                 qualifying = False
-                offer, is_gold = _claim_new(campaign=campaign, user=user, ahead=ahead, gold=gold)
+                offer, is_gold = _claim_new(
+                    campaign=campaign, user=user, ahead=ahead, gold=gold,
+                    informative=_informative(membership),
+                )  # fmt: skip
         except IntegrityError:
             # Another request of the same user claimed first (one open assignment per user,
             # campaign and place, one assignment per user and clip): loop to return or redo it.
@@ -471,11 +491,23 @@ def _leases_open(
         return selectors.assignments_open(campaign_id=campaign.pk, user=user, promote=True)
 
 
+def _informative(membership: Membership) -> bool:
+    """Whether the member may claim extra-vote clips as any other (``_claim_task``): always
+    unless ``settings.TRUST_INFORMATIVE_EXTRAS`` routes them to informative members first."""
+    return membership.informative or not settings.TRUST_INFORMATIVE_EXTRAS
+
+
 def _claim_new(
-    *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, gold: bool, only_gold: bool = False
+    *,
+    campaign: Campaign,
+    user: AbstractBaseUser,
+    ahead: bool,
+    gold: bool,
+    only_gold: bool = False,
+    informative: bool = True,
 ) -> tuple[Offer | None, bool]:
     """Claim a new clip (gold when one is due; only gold with ``only_gold``); return it and
-    whether it is gold."""
+    whether it is gold. ``informative``: the member's rating (``_claim_task``)."""
     swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
     if swept:
         leases_expire(campaign_id=campaign.pk)
@@ -484,11 +516,11 @@ def _claim_new(
         offer = _claim(campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead)
         if offer is not None or only_gold:
             return offer, offer is not None
-    offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
+    offer = _claim_task(campaign=campaign, user=user, ahead=ahead, informative=informative)
     if offer is None and not swept:
         # Before answering "nothing left": a lease that just ran out frees a slot.
         leases_expire(campaign_id=campaign.pk)
-        offer = _claim_task(campaign=campaign, user=user, ahead=ahead)
+        offer = _claim_task(campaign=campaign, user=user, ahead=ahead, informative=informative)
     return offer, False
 
 

@@ -254,11 +254,15 @@ def _claim(params: dict, *, gold: bool) -> list[tuple]:
         order = [pk for pk in order if pk in unseen]
         tasks = tasks.filter(pk__in=order[:1])
     else:
-        tasks = tasks.filter(
-            is_gold=False,
-            status=ConsensusStatus.COLLECTING,
-            vote_count__lt=F("votes_needed") - F("lease_count"),
-        ).order_by("-priority", "-vote_count", "draw", "id")
+        tasks = (
+            tasks.filter(
+                is_gold=False,
+                status=ConsensusStatus.COLLECTING,
+                vote_count__lt=F("votes_needed") - F("lease_count"),
+            )
+            .filter(vote_count__lt=params["below"])
+            .order_by("-priority", "-vote_count", "draw", "id")
+        )
     if "task" in params:
         tasks = tasks.filter(pk=params["task"])
     with transaction.atomic():
@@ -312,13 +316,17 @@ def _no_locked_candidates(params: dict) -> list[tuple]:
 # The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
 # PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
 # answered), the scene's priority first (Task.priority), then fullest first, then in the
-# campaign's drawn order (Task.draw).
+# campaign's drawn order (Task.draw). ``below`` bounds the votes a task already holds: the
+# campaign's votes_per_clip keeps extra votes from a member the trust model does not rate
+# informative (services._claim_task); a bound no task reaches lets every task through. The test
+# is on a column of the task_open index, so PostgreSQL checks it on the index entries it walks.
 _OPEN_TASKS = """
     FROM annotations_task AS t
     JOIN clips_clip AS c ON c.id = t.clip_id
     WHERE t.campaign_id = %(campaign)s
       AND NOT t.is_gold AND t.status = 'collecting'
       AND t.vote_count < (t.votes_needed - t.lease_count)
+      AND t.vote_count < %(below)s
       AND c.status = 'ready'
       AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
                       WHERE a.task_id = t.id AND a.annotator_id = %(user)s)

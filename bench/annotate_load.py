@@ -448,6 +448,13 @@ def main() -> None:
         help="Consensus worker processes during the runs (0: none, to see what they cost).",
     )
     parser.add_argument(
+        "--worker-pool",
+        default="solo",
+        choices=["solo", "prefork"],
+        help="The consensus worker's pool: solo (one process, as docker-compose's consensus "
+        "service) or prefork (a supervisor plus --worker-concurrency children).",
+    )
+    parser.add_argument(
         "--worker-nice",
         type=int,
         default=0,
@@ -487,7 +494,9 @@ def main() -> None:
 
     queue = os.environ.get("CELERY_QUEUE", "celery")
     worker = (
-        Worker(args.worker_concurrency, work / "worker.log") if args.worker_concurrency else None
+        Worker(args.worker_concurrency, work / "worker.log", pool=args.worker_pool)
+        if args.worker_concurrency
+        else None
     )
     server = None
     accepted: list[tuple[int, str]] = []
@@ -633,6 +642,7 @@ def main() -> None:
         "annotators": args.annotators,
         "gunicorn": f"gthread {args.workers}x{args.threads}",
         "consensus_workers": args.worker_concurrency,
+        "consensus_worker_pool": args.worker_pool,
         "consensus_worker_nice": args.worker_nice,
         "loops_per_s": results["capacity"]["loops_per_s"],
         "loops_per_s_answer_and_next": results["capacity_answer_and_next"]["loops_per_s"],

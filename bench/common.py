@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,14 +70,19 @@ def children(pid: int) -> list[int]:
 class Worker:
     """A ``celery worker`` subprocess for the benchmark's queue."""
 
-    def __init__(self, concurrency: int, log: Path, extra: list[str] | None = None):
+    def __init__(
+        self, concurrency: int, log: Path, extra: list[str] | None = None, pool: str = "prefork"
+    ):
+        # pool "solo": one process running the tasks itself (docker-compose's consensus worker).
+        self.name = f"bench-{time.time_ns()}@{socket.gethostname()}"
         cmd = [
             sys.executable, "-m", "celery", "-A", "labelstudio_ferv", "worker",
             "-l", os.environ.get("BENCH_WORKER_LOGLEVEL", "warning"),
-            "-P", "prefork", "-c", str(concurrency), "--without-mingle", "--without-gossip",
-            "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", f"bench-{time.time_ns()}@%h",
+            "-P", pool, "-c", str(concurrency), "--without-mingle", "--without-gossip",
+            "-Q", os.environ.get("CELERY_QUEUE", "celery"), "-n", self.name,
             *(extra or []),
         ]  # fmt: skip
+        self.pool = pool
         env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}
         self.log = log
         self.proc = subprocess.Popen(
@@ -87,6 +93,14 @@ class Worker:
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
+        if self.pool == "solo":
+            from celery import Celery
+
+            control = Celery(broker=os.environ["CELERY_BROKER_URL"]).control
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if control.ping(destination=[self.name], timeout=0.5):
+                    return
+            raise RuntimeError(f"worker did not start: {self.log.read_text()[-2000:]}")
         while time.monotonic() < deadline:
             if len(children(self.proc.pid)) >= self.concurrency:
                 time.sleep(1.0)  # let the pool children finish importing the app

@@ -17,6 +17,7 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import http.client
 import io
@@ -255,12 +256,14 @@ def part_a(args, rng: random.Random) -> dict:
         started = time.monotonic()
         threads = [threading.Thread(target=loop, args=(c, p)) for c, p in people]
         sampler = LagSampler(campaign.pk)
+        models = ModelSnapshots(campaign.pk)
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         label_s = time.monotonic() - started
         lags = sampler.stop()
+        snapshots = models.stop()
         deadline = time.monotonic() + 120
         while Task.objects.filter(campaign=campaign, consensus_stale=True).exists():
             if time.monotonic() > deadline:
@@ -316,6 +319,7 @@ def part_a(args, rng: random.Random) -> dict:
     # was counted after, so with the 2/3 share rule: 1,418 "unsettleable" votes of which the
     # confidence rule's own test found 613).
     wasted = unsettleable_votes(campaign, data)
+    wasted_then = unsettleable_votes(campaign, data, snapshots=snapshots)
     campaign.aggregation = Campaign.Aggregation.DAWID_SKENE
     ds = aggregate(campaign=campaign, data=data)
     three = fixed_three_majority(campaign.pk, data)
@@ -336,7 +340,9 @@ def part_a(args, rng: random.Random) -> dict:
         "trusted_precision": rule_summary["trusted_accuracy"],
         "trusted_share": rule_summary["trusted_share"],
         "votes_per_trusted_clip": rule_summary["votes_per_trusted_clip"],
-        "unsettleable_votes": wasted,
+        "unsettleable_votes": wasted_then,
+        "unsettleable_votes_final_model": wasted,
+        "model_snapshots": len(snapshots),
         "spammer_answers_after_pause_signal": after_pause,
         "spammers_paused": len(before_pause),
         "spammers_total": len(spammers),
@@ -381,8 +387,51 @@ def part_a(args, rng: random.Random) -> dict:
     }
 
 
-def unsettleable_votes(campaign, data) -> int:
+class ModelSnapshots:
+    """Keeps, while the crowd labels, every model the campaign decided with: polls the stored
+    model's ``fitted_at`` every half second and loads each new fit (a thread of its own)."""
+
+    def __init__(self, campaign_id: int):
+        self.campaign_id = campaign_id
+        self.snapshots: list[tuple[float, object]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        from annotations.consensus import model_load
+        from annotations.models import TrustModel
+
+        seen = object()
+        try:
+            while not self.done.wait(0.5 if self.snapshots else 0.0):
+                fitted = (
+                    TrustModel.objects.filter(campaign_id=self.campaign_id)
+                    .values_list("fitted_at", flat=True)
+                    .first()
+                )
+                if fitted != seen:
+                    seen = fitted
+                    at = fitted.timestamp() if fitted else 0.0
+                    self.snapshots.append((at, model_load(campaign_id=self.campaign_id)))
+        finally:
+            connection.close()
+
+    def stop(self) -> list[tuple[float, object]]:
+        self.done.set()
+        self.thread.join(timeout=30)
+        return self.snapshots
+
+
+def unsettleable_votes(campaign, data, snapshots=None) -> int:
     """Count the votes given to clips that could no longer become trusted when they got them.
+
+    With ``snapshots`` (``ModelSnapshots``: each model the campaign decided with, from when it
+    was fitted), each vote is judged with the model in force when its clip was handed out (its
+    lease's start): a vote the rule asked for although it knew the clip could not settle. Without
+    them, with the campaign's final model: also the votes a later fit found hopeless.
 
     Replays each non-gold clip's valid votes in order. Once a clip holds at least
     ``votes_per_clip`` votes, the next vote is unsettleable if the clip could not settle any
@@ -401,19 +450,32 @@ def unsettleable_votes(campaign, data) -> int:
     rows = list(
         Vote.objects.filter(campaign=campaign, is_valid=True, task__is_gold=False)
         .order_by("task_id", "created_at", "id")
-        .values_list("task_id", "annotator_id", "answer", "task__clip__scene_id")
-    )
+        .values_list(
+            "task_id", "annotator_id", "answer", "task__clip__scene_id",
+            "assignment__created_at", "created_at",
+        )
+    )  # fmt: skip
     by_task: dict[int, list[tuple[int, int]]] = {}
+    asked: dict[int, list[float]] = {}
     scene_of: dict[int, int] = {}
-    for task_id, annotator, answer, scene in rows:
+    for task_id, annotator, answer, scene, leased, created in rows:
         by_task.setdefault(task_id, []).append((annotator, answer))
+        asked.setdefault(task_id, []).append((leased or created).timestamp())
         scene_of[task_id] = scene
-    model = model_load(campaign_id=campaign.pk)
+    final = model_load(campaign_id=campaign.pk)
+    fitted_at = [at for at, _ in snapshots or []]
+
+    def model_at(when: float):
+        if not snapshots:
+            return final
+        k = bisect.bisect_right(fitted_at, when) - 1
+        return snapshots[max(k, 0)][1]
+
     lo, hi = campaign.votes_per_clip, campaign.max_votes
     confident = campaign.aggregation == Campaign.Aggregation.CONFIDENCE
     wasted = 0
 
-    def can_settle(votes: list[tuple[int, int]], scene: int) -> bool:
+    def can_settle(votes: list[tuple[int, int]], scene: int, model) -> bool:
         if confident:
             return clip_settleable(
                 model, annotators=[w for w, _ in votes], answers=[a for _, a in votes],
@@ -426,7 +488,7 @@ def unsettleable_votes(campaign, data) -> int:
 
     for task_id, votes in by_task.items():
         for n in range(lo, len(votes)):
-            if not can_settle(votes[:n], scene_of[task_id]):
+            if not can_settle(votes[:n], scene_of[task_id], model_at(asked[task_id][n])):
                 wasted += len(votes) - n
                 break
     return wasted

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simulate import Annotator, cell_weights  # noqa: E402
+from simulate import CONFUSED, Annotator, cell_weights  # noqa: E402
 
 from annotations import agreement  # noqa: E402
 
@@ -49,6 +49,9 @@ def run(
     target: float = 0.97,
     gold_share: float = 0.05,
     keep: dict | None = None,
+    informative: bool = False,
+    true_model: bool = False,
+    informative_share: float = agreement.INFORMATIVE_SHARE,
 ) -> dict:
     """Simulate one campaign; return the bench's measures.
 
@@ -56,7 +59,11 @@ def run(
     10-minute recompute does in a bench run of a few minutes). ``qualification``: the first
     this many clips of each annotator are gold. ``model``: keyword arguments of
     ``agreement.TrustSettings``. ``keep``: a dict that receives the run's local variables
-    (votes, truth, final model, statuses) for an analysis script.
+    (votes, truth, final model, statuses) for an analysis script. ``informative``: a clip
+    that holds ``votes_per_clip`` votes or more (its next vote is an extra one) is served only
+    to annotators the current model rates informative (``informative_workers``), unless the
+    annotator has nothing else to do. ``true_model``: the crowd's true answer model
+    (``TrueModel``) decides and rates instead of the fitted one: the policy's bound.
     """
     settings = agreement.TrustSettings(**(model or {}))
     rng = random.Random(seed)
@@ -81,6 +88,7 @@ def run(
 
     votes: list[list[int]] = [[] for _ in range(clips)]  # vote ids per clip
     v_clip, v_worker, v_answer, v_valid = [], [], [], []
+    v_extra = []  # whether the vote was an extra one (its clip held votes_per_clip or more)
     needed = np.full(clips, votes_per_clip)
     status = np.zeros(clips, dtype=int)
     label = np.full(clips, -1)
@@ -98,6 +106,17 @@ def run(
     qualified = np.zeros(w_count, dtype=bool) if qualification else np.ones(w_count, dtype=bool)
     fitted = agreement.TrustModelArrays.newcomers(w_count, settings)
     since_fit = 0
+    is_hard = np.array([hard[s] > 0 for s in scenes])
+    rated = np.ones(w_count, dtype=bool)  # no ratings before the first fit: anyone
+
+    def refit():
+        if true_model:
+            return TrueModel(people, is_hard, truth, settings)
+        return _fit(v_clip, v_worker, v_answer, v_valid, clips, w_count, is_gold, truth,
+                    settings, scene_of, len(scenes))  # fmt: skip
+
+    if true_model:
+        fitted = refit()
 
     def decide(ids: np.ndarray) -> None:
         sel = np.isin(np.array(v_clip), ids) & np.array(v_valid, dtype=bool)
@@ -148,6 +167,10 @@ def run(
         gold = clip >= 0
         if not gold and not quali:
             open_ = (~is_gold) & (status == 0) & (count < needed) & ~voted[w]
+            if informative and not rated[w]:
+                first = open_ & (count < votes_per_clip)
+                if first.any():  # extra votes only when nothing else is left
+                    open_ = first
             cand = np.flatnonzero(open_)
             if len(cand):
                 best = cand[np.lexsort((draw[cand], -count[cand]))[0]]
@@ -167,6 +190,7 @@ def run(
         answer = person.answer(int(truth[clip]), clip, float(difficulty[clip]))
         voted[w, clip] = True
         vid = len(v_clip)
+        v_extra.append(bool(count[clip] >= votes_per_clip) and not gold)
         v_clip.append(clip), v_worker.append(w), v_answer.append(answer), v_valid.append(True)
         votes[clip].append(vid)
         count[clip] += 1
@@ -193,13 +217,15 @@ def run(
         since_fit += 1
         if refit_every and since_fit >= refit_every:
             since_fit = 0
-            fitted = _fit(v_clip, v_worker, v_answer, v_valid, clips, w_count, is_gold, truth,
-                          settings, scene_of, len(scenes))  # fmt: skip
+            fitted = refit()
+            if informative:
+                working = np.array([w in active and not paused[w] and voted[w].any()
+                                    for w in range(w_count)])  # fmt: skip
+                rated = informative_workers(fitted, working, informative_share)
             decide(np.arange(clips))
 
     for _ in range(2):  # the recomputes at the end
-        fitted = _fit(v_clip, v_worker, v_answer, v_valid, clips, w_count, is_gold, truth,
-                      settings, scene_of, len(scenes))  # fmt: skip
+        fitted = refit()
         decide(np.arange(clips))
     plain = ~is_gold
     if keep is not None:
@@ -209,6 +235,13 @@ def run(
     valid = np.array(v_valid, dtype=bool)
     vc = np.array(v_clip)
     plain_votes = int((plain[vc]).sum())
+    true_acc = np.array([p.accuracy for p in people])
+    ex, vw = np.array(v_extra, dtype=bool), np.array(v_worker)
+    extra_votes_by_rated = {
+        "extra_votes": int(ex.sum()),
+        "mean_true_accuracy_extra": round(float(true_acc[vw[ex]].mean()), 3) if ex.any() else 0,
+        "mean_true_accuracy_first": round(float(true_acc[vw[~ex & plain[vc]]].mean()), 3),
+    }
     spam = [w for w in range(w_count) if KINDS[w] == "spammer"]
     good = [w for w in range(w_count) if KINDS[w] == "good"]
     return {
@@ -236,7 +269,75 @@ def run(
         "paused": [KINDS[w] for w in range(w_count) if paused[w]],
         "votes": len(v_clip),
         "valid_votes": int(valid.sum()),
+        "extra_votes_by_rated": extra_votes_by_rated,
     }
+
+
+def informative_workers(
+    model, working: np.ndarray, share: float = agreement.INFORMATIVE_SHARE
+) -> np.ndarray:
+    """The annotators rated informative (``agreement.informative_voters``, as the application
+    rates its members at each fit): estimated accuracy in the top ``share`` of those still
+    working."""
+    if hasattr(model, "accuracy"):
+        acc = model.accuracy()
+    else:
+        acc = agreement.voter_accuracy(model.priors, model.confusion)
+    return agreement.informative_voters(acc, working, share)
+
+
+def true_confusion(person, difficulty: float) -> np.ndarray:
+    """What a simulated annotator answers under each true state (8 x 8; PASS row uniform)."""
+    table = np.full((N, N), 1 / N)
+    if person.kind == "spammer":
+        return table
+    drop = min(0.45, person.answers / 1000) if person.kind == "tiring" else 0.0
+    acc = max(0.0, person.accuracy - difficulty - drop)
+    for t in range(7):
+        p = np.zeros(N)
+        p[7], p[t] = 0.02, acc
+        rest = max(0.0, 0.98 - acc)
+        if person.kind == "biased":
+            p[4] += rest * 0.7
+            rest *= 0.3
+        if t in CONFUSED:
+            p[CONFUSED[t]] += rest * 0.6
+            rest *= 0.4
+        p[[c for c in range(7) if c != t]] += rest / 6
+        if person.kind == "colluding":  # a third of the clips: the pair's shared wrong answer
+            other = np.zeros(N)
+            other[[c for c in range(7) if c != t]] = 1 / 6
+            p = p * 2 / 3 + other / 3
+        table[t] = np.maximum(p, 1e-6) / np.maximum(p, 1e-6).sum()
+    return table
+
+
+class TrueModel:
+    """The crowd's true answer model in the fitted model's place (decide, can_settle): each
+    annotator's confusion in an ordinary and in a hard scene (the tiring ones at their drop of
+    the moment), the true class balance. Votes are still taken as independent."""
+
+    def __init__(self, people, is_hard, truth, settings):
+        self.people, self.is_hard = people, np.asarray(is_hard)
+        conf = np.stack([true_confusion(p, d) for p in people for d in (0.0, 0.15)])
+        prior = np.append(np.bincount(truth, minlength=7) + 1.0, 1.0)
+        self.inner = agreement.TrustModelArrays(prior / prior.sum(), conf, settings)
+        self.group_shift = None
+
+    def _virtual(self, worker, group):
+        return 2 * np.asarray(worker, dtype=np.int64) + self.is_hard[np.asarray(group)]
+
+    def accuracy(self) -> np.ndarray:
+        return np.array([true_confusion(p, 0.0)[:7].trace() / 7 for p in self.people])
+
+    def decide(self, clip_idx, worker_idx, answer, total, needed, max_votes, target, group):
+        return self.inner.decide(
+            clip_idx, self._virtual(worker_idx, group), answer, total, needed, max_votes, target
+        )
+
+    def can_settle(self, worker_idx, answer, max_votes, target, group=-1):
+        worker = self._virtual(worker_idx, np.full(len(worker_idx), group))
+        return self.inner.can_settle(worker, answer, max_votes, target)
 
 
 def _fit(v_clip, v_worker, v_answer, v_valid, clips, w_count, is_gold, truth, settings,
@@ -267,8 +368,6 @@ def oracle(keep: dict) -> dict:
     """Re-decide a run's final valid votes with the crowd's true answer model (each simulated
     annotator's accuracy, confusions and scene difficulty; the tiring ones at their mean drop,
     the colluding pair as if independent): what any rule could do on those votes."""
-    from simulate import CONFUSED
-
     valid = np.array(keep["v_valid"], dtype=bool)
     clip = np.array(keep["v_clip"])[valid]
     worker = np.array(keep["v_worker"])[valid]
@@ -320,12 +419,27 @@ def main() -> None:
     parser.add_argument("--max-votes", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.97)
     parser.add_argument("--oracle", action="store_true", help="add the true model's bound")
+    parser.add_argument("--votes-per-clip", type=int, default=3)
+    parser.add_argument(
+        "--informative", action="store_true", help="extra votes only from rated annotators"
+    )
+    parser.add_argument(
+        "--informative-share",
+        type=float,
+        default=agreement.INFORMATIVE_SHARE,
+        help="share of the working annotators rated informative",
+    )
+    parser.add_argument(
+        "--true-model", action="store_true", help="the true model decides and rates (bound)"
+    )
     args = parser.parse_args()
     keep: dict = {}
     result = run(
         clips=args.clips, seed=args.seed, refit_every=args.refit_every,
         qualification=args.qualification, model=json.loads(args.model),
         max_votes=args.max_votes, target=args.target, keep=keep,
+        votes_per_clip=args.votes_per_clip, informative=args.informative,
+        true_model=args.true_model, informative_share=args.informative_share,
     )  # fmt: skip
     if args.oracle:
         result["oracle"] = oracle(keep)

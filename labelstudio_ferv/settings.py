@@ -297,6 +297,24 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
+# The consensus messages (one per half second of votes, each a short batch) may go to a queue of
+# their own, served by a single-process worker (`-P solo`, docker-compose's `consensus`): a
+# prefork pool of one would keep a second copy of the application in its supervisor process.
+# By default they share the default queue, so one worker serves everything.
+CELERY_CONSENSUS_QUEUE = env("CELERY_CONSENSUS_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = {
+    name: {"queue": CELERY_CONSENSUS_QUEUE}
+    for name in (
+        "annotations.update_consensus",
+        "annotations.update_consensus_stale",
+        "annotations.sweep_consensus",
+    )
+}
+# Extra votes to members the trust model rates informative first (ASSIGNMENT.md, "Extra votes
+# and informative members"). Off: in two paired runs of `make bench-trust` it lowered the share
+# of trusted clips (AGGREGATION.md, "Who gives the extra votes").
+TRUST_INFORMATIVE_EXTRAS = envbool("TRUST_INFORMATIVE_EXTRAS", default=False)
+
 CELERY_BEAT_SCHEDULE = {
     # Clips whose worker died are sent again once their 30 s lease ran out: within 45 s.
     "requeue-stale-clips": {

@@ -25,7 +25,7 @@ if [ $# -eq 0 ]; then
         tests/annotations/test_quality.py tests/annotations/test_confidence.py \
         tests/annotations/test_api_campaigns.py \
         tests/annotations/test_api_people.py tests/annotations/test_api_tasks_audit_gold.py \
-        tests/annotations/test_claim_order.py \
+        tests/annotations/test_claim_order.py tests/annotations/test_informative.py \
         tests/annotations/test_guidelines_priorities_history.py \
         tests/annotations/test_qualification.py \
         tests/annotations/test_audit.py tests/annotations/test_signals.py

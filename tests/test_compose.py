@@ -20,11 +20,12 @@ def load():
 
 def test_compose_has_the_production_services():
     services = load()["services"]
-    assert set(services) == {"proxy", "web", "worker", "beat", "postgres", "redis"}
+    assert set(services) == {"proxy", "web", "worker", "consensus", "beat", "postgres", "redis"}
     assert "gunicorn labelstudio_ferv.wsgi" in services["web"]["command"]
     assert services["worker"]["command"].startswith("celery -A labelstudio_ferv worker")
+    assert services["consensus"]["command"].startswith("celery -A labelstudio_ferv worker")
     assert services["beat"]["command"].startswith("celery -A labelstudio_ferv beat")
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "consensus", "beat"):
         depends = services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -32,8 +33,8 @@ def test_compose_has_the_production_services():
 
 def test_app_services_share_one_environment_that_settings_read():
     services = load()["services"]
-    envs = [services[name]["environment"] for name in ("web", "worker", "beat")]
-    assert envs[0] == envs[1] == envs[2]
+    envs = [services[name]["environment"] for name in ("web", "worker", "consensus", "beat")]
+    assert envs[0] == envs[1] == envs[2] == envs[3]
     env = envs[0]
     assert env["DJANGO_DEBUG"] == "0"
     assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379")
@@ -41,6 +42,50 @@ def test_app_services_share_one_environment_that_settings_read():
     for variable in env:
         # every variable the compose file sets is one settings.py reads
         assert re.search(rf"[\"']{variable}[\"']", SETTINGS), variable
+
+
+def _queues(command: str) -> set[str]:
+    return set(command.split(" -Q ", 1)[1].split()[0].split(","))
+
+
+def test_every_task_has_a_worker_and_consensus_has_its_own_single_process_one():
+    """With compose's environment, the consensus tasks go to the queue the `consensus` service
+    reads (one process, `-P solo`), every other task to the queue the `worker` service reads."""
+    import subprocess
+    import sys
+
+    services = load()["services"]
+    env = services["web"]["environment"]
+    code = (
+        "import django; django.setup();"
+        "from labelstudio_ferv.celery import app; import annotations.tasks, clips.tasks;"
+        "print(app.conf.task_default_queue);"
+        "[print(n, app.amqp.router.route({}, n)['queue'].name) "
+        " for n in sorted(app.tasks) if not n.startswith('celery.')]"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings",
+            "CELERY_CONSENSUS_QUEUE": env["CELERY_CONSENSUS_QUEUE"],
+            "CELERY_QUEUE": "celery",
+        },
+    ).stdout.split("\n")
+    default, routes = out[0], dict(line.split() for line in out[1:] if line)
+    consensus = {name for name, queue in routes.items() if queue != default}
+    assert consensus == {
+        "annotations.update_consensus",
+        "annotations.update_consensus_stale",
+        "annotations.sweep_consensus",
+    }
+    assert _queues(services["consensus"]["command"]) == {env["CELERY_CONSENSUS_QUEUE"]}
+    assert "-P solo" in services["consensus"]["command"]
+    assert _queues(services["worker"]["command"]) == {default}
 
 
 def test_database_credentials_line_up_between_web_and_postgres():

@@ -96,13 +96,15 @@ def test_every_json_body_goes_through_the_projects_parser():
 def test_loading_the_application_loads_no_numpy():
     # numpy costs each process about 20 MB: web processes serving annotators and the Celery
     # worker's main process never use it, so the application names it lazily (clips.lazy).
+    # ffmpeg-python (transcoding) and markdown-it (guidelines) are loaded on first use too.
     import subprocess
     import sys
 
     code = (
         "import sys, django; django.setup();"
         "import labelstudio_ferv.urls, labelstudio_ferv.wsgi, annotations.tasks, clips.tasks;"
-        "m = sys.modules.get('numpy'); print(type(m).__name__ if m else 'absent')"
+        "[print(n, type(sys.modules[n]).__name__ if sys.modules.get(n) else 'absent')"
+        " for n in ('numpy', 'ffmpeg', 'markdown_it')]"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -112,4 +114,6 @@ def test_loading_the_application_loads_no_numpy():
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings"},
     )
-    assert result.stdout.strip() in {"absent", "_LazyModule"}, result.stdout
+    loaded = dict(line.split() for line in result.stdout.splitlines())
+    assert set(loaded) == {"numpy", "ffmpeg", "markdown_it"}
+    assert all(kind == "absent" for kind in loaded.values()), loaded

@@ -57,9 +57,10 @@ def test_a_reviewer_builds_the_gold_set_in_the_gold_workspace(
     page.wait_for_selector("#correction:has-text('as Fear')")
     assert page.get_attribute("#app", "data-task") == four
     page.keyboard.press("6")  # Sad
-    wait_for(lambda: Task.objects.get(pk=four).gold_label == 5)
+    # U at once, while the change is on its way: it is not lost, it waits for the save.
     page.keyboard.press("u")
     page.wait_for_selector("#correction:has-text('as Sad')")
+    assert Task.objects.get(pk=four).gold_label == 5
     page.keyboard.press("0")
     wait_for(lambda: not Task.objects.get(pk=four).is_gold)
 

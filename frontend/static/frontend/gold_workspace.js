@@ -29,6 +29,7 @@ let done = []; // [{item, label}] made gold on this visit, newest last
 const leftOut = new Set(); // task ids left out on this visit
 let coverage = null; // {clips, gold, target}
 let busy = false;
+let undoAsked = false; // U pressed while a save was on its way: done once it is saved
 
 function renderProgress() {
   if (!coverage) return;
@@ -105,6 +106,7 @@ async function advance() {
   current = sample.shift() || null;
   if (!current) await loadSample();
   else render();
+  undoIfAsked();
 }
 
 async function setGold(item, label) {
@@ -141,6 +143,7 @@ async function answer(key) {
       busy = false;
     }
     render();
+    undoIfAsked();
     return;
   }
   if (!current) return;
@@ -164,6 +167,12 @@ async function answer(key) {
   await advance();
 }
 
+function undoIfAsked() {
+  if (!undoAsked) return;
+  undoAsked = false;
+  undo();
+}
+
 function skip() {
   if (busy || correcting || !current) return;
   showMessage(null);
@@ -172,7 +181,11 @@ function skip() {
 }
 
 function undo() {
-  if (busy || correcting) return;
+  if (busy) {
+    undoAsked = true; // a key pressed while the last answer is saved is not lost
+    return;
+  }
+  if (correcting) return;
   const last = done[done.length - 1];
   if (!last) {
     showMessage("You have not made a clip gold here yet.", "info");
