@@ -286,6 +286,22 @@ def informative_workers(
     return agreement.informative_voters(acc, working, share)
 
 
+def _answer_row(kind: str, t: int, acc: float) -> np.ndarray:
+    """What a (non-spamming) simulated annotator of ``kind``, right with probability ``acc``,
+    answers on a clip of true class ``t`` (simulate.Annotator.answer, as probabilities)."""
+    p = np.zeros(N)
+    p[7], p[t] = 0.02, acc
+    rest = max(0.0, 0.98 - acc)
+    if kind == "biased":
+        p[4] += rest * 0.7
+        rest *= 0.3
+    if t in CONFUSED:
+        p[CONFUSED[t]] += rest * 0.6
+        rest *= 0.4
+    p[[c for c in range(7) if c != t]] += rest / 6
+    return p
+
+
 def true_confusion(person, difficulty: float) -> np.ndarray:
     """What a simulated annotator answers under each true state (8 x 8; PASS row uniform)."""
     table = np.full((N, N), 1 / N)
@@ -294,16 +310,7 @@ def true_confusion(person, difficulty: float) -> np.ndarray:
     drop = min(0.45, person.answers / 1000) if person.kind == "tiring" else 0.0
     acc = max(0.0, person.accuracy - difficulty - drop)
     for t in range(7):
-        p = np.zeros(N)
-        p[7], p[t] = 0.02, acc
-        rest = max(0.0, 0.98 - acc)
-        if person.kind == "biased":
-            p[4] += rest * 0.7
-            rest *= 0.3
-        if t in CONFUSED:
-            p[CONFUSED[t]] += rest * 0.6
-            rest *= 0.4
-        p[[c for c in range(7) if c != t]] += rest / 6
+        p = _answer_row(person.kind, t, acc)
         if person.kind == "colluding":  # a third of the clips: the pair's shared wrong answer
             other = np.zeros(N)
             other[[c for c in range(7) if c != t]] = 1 / 6
@@ -382,16 +389,7 @@ def oracle(keep: dict) -> dict:
                 continue
             acc = max(0.0, person.accuracy - keep["difficulty"][c]
                       - (0.2 if person.kind == "tiring" else 0.0))  # fmt: skip
-            p = np.zeros(8)
-            p[7], p[t] = 0.02, acc
-            rest = max(0.0, 0.98 - acc)
-            if person.kind == "biased":
-                p[4] += rest * 0.7
-                rest *= 0.3
-            if t in CONFUSED:
-                p[CONFUSED[t]] += rest * 0.6
-                rest *= 0.4
-            p[[k for k in range(7) if k != t]] += rest / 6
+            p = _answer_row(person.kind, t, acc)
             log_post[c, t] += np.log(max(p[a], 1e-12))
     post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
     post /= post.sum(axis=1, keepdims=True)
