@@ -4,10 +4,29 @@ can import it before it sets Django up."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def django_snippet(code: str, **env: str) -> list[str]:
+    """Run ``code`` in a fresh Python process with Django set up (and ``env`` added to the
+    environment); return the lines it printed. For what one process loads or decides at start."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings", **env},
+    )
+    return result.stdout.splitlines()
 
 
 def free_port() -> int:

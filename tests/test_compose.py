@@ -10,6 +10,8 @@ import pytest
 import yaml
 from django.conf import settings
 
+from tests.processes import django_snippet
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (ROOT / "labelstudio_ferv" / "settings.py").read_text()
 
@@ -51,31 +53,16 @@ def _queues(command: str) -> set[str]:
 def test_every_task_has_a_worker_and_consensus_has_its_own_single_process_one():
     """With compose's environment, the consensus tasks go to the queue the `consensus` service
     reads (one process, `-P solo`), every other task to the queue the `worker` service reads."""
-    import subprocess
-    import sys
-
     services = load()["services"]
     env = services["web"]["environment"]
-    code = (
-        "import django; django.setup();"
-        "from labelstudio_ferv.celery import app; import annotations.tasks, clips.tasks;"
-        "print(app.conf.task_default_queue);"
-        "[print(n, app.amqp.router.route({}, n)['queue'].name) "
-        " for n in sorted(app.tasks) if not n.startswith('celery.')]"
+    out = django_snippet(
+        "from labelstudio_ferv.celery import app; import annotations.tasks, clips.tasks\n"
+        "print(app.conf.task_default_queue)\n"
+        "for n in sorted(app.tasks):\n"
+        "    if not n.startswith('celery.'): print(n, app.amqp.router.route({}, n)['queue'].name)",
+        CELERY_CONSENSUS_QUEUE=env["CELERY_CONSENSUS_QUEUE"],
+        CELERY_QUEUE="celery",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings",
-            "CELERY_CONSENSUS_QUEUE": env["CELERY_CONSENSUS_QUEUE"],
-            "CELERY_QUEUE": "celery",
-        },
-    ).stdout.split("\n")
     default, routes = out[0], dict(line.split() for line in out[1:] if line)
     consensus = {name for name, queue in routes.items() if queue != default}
     assert consensus == {

@@ -2,8 +2,9 @@
 tasks (they enqueue by task name through labelstudio_ferv.queue)."""
 
 import ast
-import os
 from pathlib import Path
+
+from tests.processes import django_snippet
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("annotations", "clips", "frontend", "labelstudio_ferv")
@@ -97,23 +98,11 @@ def test_loading_the_application_loads_no_numpy():
     # numpy costs each process about 20 MB: web processes serving annotators and the Celery
     # worker's main process never use it, so the application names it lazily (clips.lazy).
     # ffmpeg-python (transcoding) and markdown-it (guidelines) are loaded on first use too.
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, django; django.setup();"
-        "import labelstudio_ferv.urls, labelstudio_ferv.wsgi, annotations.tasks, clips.tasks;"
-        "[print(n, type(sys.modules[n]).__name__ if sys.modules.get(n) else 'absent')"
-        " for n in ('numpy', 'ffmpeg', 'markdown_it')]"
+    lines = django_snippet(
+        "import sys, labelstudio_ferv.urls, labelstudio_ferv.wsgi, annotations.tasks, clips.tasks\n"
+        "for n in ('numpy', 'ffmpeg', 'markdown_it'):\n"
+        "    print(n, type(sys.modules[n]).__name__ if sys.modules.get(n) else 'absent')"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "labelstudio_ferv.settings"},
-    )
-    loaded = dict(line.split() for line in result.stdout.splitlines())
+    loaded = dict(line.split() for line in lines)
     assert set(loaded) == {"numpy", "ffmpeg", "markdown_it"}
     assert all(kind == "absent" for kind in loaded.values()), loaded
