@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from labelstudio_ferv.errors import Conflict, NotFound, PermissionDenied
@@ -60,9 +60,11 @@ def gold_evidence(*, campaign_id: int, annotator_id: int) -> GoldEvidence:
     )
     if since is not None:
         votes = votes.filter(created_at__gt=since)
-    total = votes.count()
-    correct = votes.filter(answer=F("task__gold_label")).count()
-    return GoldEvidence(correct=correct, total=total, since=since)
+    # Both counts in one pass over the annotator's votes (this runs after every gold answer).
+    counts = votes.aggregate(
+        total=Count("id"), correct=Count("id", filter=Q(answer=F("task__gold_label")))
+    )
+    return GoldEvidence(correct=counts["correct"], total=counts["total"], since=since)
 
 
 def annotator_gate(*, membership: Membership) -> None:

@@ -10,6 +10,12 @@ votes per clip, and drives it over HTTP on loopback from this process:
 * the same two with answer-and-next (one request per clip), holding one clip ahead as the
   browser does (`?ahead=1`).
 
+The two capacity runs are compared as a ratio, so they run in halves in the order two-request,
+answer-and-next, answer-and-next, two-request (ABBA; --no-abba runs each whole, one after the
+other). Run one after the other, the second always met a campaign further on (more clips each
+annotator has seen for the claim to step over, more gold seen) and a host that may have drifted;
+ABBA cancels any drift that is linear in time.
+
 Each run reports the CPU time per clip of the web processes, PostgreSQL, the worker and this
 process. Then the consensus messages the worker has not reached are dropped and the campaign's
 consensus is recomputed in bulk, and the database is checked: no duplicate vote or lease, no
@@ -250,6 +256,20 @@ class Recorder:
             self.accepted.append((assignment, label))
             self.loops += 1
 
+    @classmethod
+    def merged(cls, parts: list[Recorder]) -> Recorder:
+        """One recorder for the runs of one kind done in parts (see ``--abba``)."""
+        whole = cls()
+        whole.elapsed = 0.0
+        for part in parts:
+            for kind, values in part.seconds.items():
+                whole.seconds[kind].extend(values)
+            whole.statuses.update(part.statuses)
+            whole.accepted.extend(part.accepted)
+            whole.loops += part.loops
+            whole.elapsed += part.elapsed
+        return whole
+
     def percentiles(self, kind: str) -> dict[str, float]:
         values = sorted(self.seconds.get(kind, []))
         if not values:
@@ -475,6 +495,13 @@ def main() -> None:
         default=0,
         help="Niceness of the consensus worker (10: the web's requests come first).",
     )
+    parser.add_argument(
+        "--abba",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Run the two capacity runs in halves, two-request, answer-and-next, "
+        "answer-and-next, two-request (see above).",
+    )
     parser.add_argument("--port", type=int, default=18741)
     parser.add_argument(
         "--floor",
@@ -537,7 +564,10 @@ def main() -> None:
         meter.watch_database("postgres", database)
         meter.start()
 
+        parts: dict[str, list[tuple[Recorder, Counter]]] = defaultdict(list)
+
         def run(name: str, *, combined: bool, rate: float | None, seconds: float) -> Recorder:
+            """Run ``name`` (or one more part of it) and report it, every part so far."""
             vacuum_hot_tables()
             before, load = meter.seconds(), os.times()
             rec = drive(team, seconds=seconds, combined=combined, rate=rate)
@@ -545,6 +575,11 @@ def main() -> None:
             used.subtract(before)
             used["load"] = done.user + done.system - load.user - load.system
             accepted.extend(rec.accepted)
+            parts[name].append((rec, used))
+            if len(parts[name]) > 1:
+                print(f"{name}, part {len(parts[name])}: {rec.loops / rec.elapsed:.1f}/s")
+                rec = Recorder.merged([r for r, _ in parts[name]])
+                used = sum((u for _, u in parts[name]), Counter())
             loops_per_s = rec.loops / rec.elapsed
             per_clip = {k: round(1000 * v / max(rec.loops, 1), 2) for k, v in sorted(used.items())}
             errors = {f"{k}:{s}": n for (k, s), n in rec.statuses.items() if s >= 300}
@@ -594,10 +629,17 @@ def main() -> None:
         campaign.save(update_fields=["gold_share"])
         connection.close()
         run("warm-up", combined=False, rate=None, seconds=min(5.0, args.duration))
-        for name in args.runs.split(","):
+        names = args.runs.split(",")
+        pair = ["capacity", "capacity_answer_and_next"]
+        if args.abba and set(pair) <= set(names):
+            at = min(names.index(n) for n in pair)
+            names = [n for n in names if n not in pair]
+            names[at:at] = [(n, 0.5) for n in pair + pair[::-1]]
+        for item in names:
+            name, share = item if isinstance(item, tuple) else (item, 1.0)
             combined = name.endswith("answer_and_next")
             rate = args.rate if name.startswith("latency") else None
-            run(name, combined=combined, rate=rate, seconds=args.duration)
+            run(name, combined=combined, rate=rate, seconds=args.duration * share)
         rss = rss_mb_tree(server.proc.pid) + (rss_mb_tree(worker.proc.pid) if worker else 0.0)
         pss = pss_mb_tree(server.proc.pid) + (pss_mb_tree(worker.proc.pid) if worker else 0.0)
         rss_by_process = {
@@ -660,6 +702,7 @@ def main() -> None:
         "consensus_workers": args.worker_concurrency,
         "consensus_worker_pool": args.worker_pool,
         "consensus_worker_nice": args.worker_nice,
+        "capacity_runs": "abba" if args.abba else "one after the other",
         "loops_per_s": results["capacity"]["loops_per_s"],
         "loops_per_s_answer_and_next": results["capacity_answer_and_next"]["loops_per_s"],
         "p50_next_ms": latency["next"]["p50_ms"],
