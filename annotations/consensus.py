@@ -25,7 +25,7 @@ from labelstudio_ferv.queue import enqueue_once_on_commit
 from . import agreement
 from .loading import CampaignArrays, load_campaign
 from .models import AnnotatorModel, Campaign, ConsensusStatus, Membership, Role, Task, TrustModel
-from .statements import consensus_write
+from .statements import consensus_write, gold_queues_reset
 
 np = lazy_module("numpy")
 
@@ -322,6 +322,7 @@ def _retire_worn_gold(gold_ids: list[int]) -> int:
         for candidate, counts, total in candidates:
             if counts[gold_label] == total:
                 Task.objects.filter(pk=candidate).update(is_gold=True, gold_label=gold_label)
+                gold_queues_reset(campaign_id=campaign_id)
                 break
         logger.info("gold task %s retired after its answers", pk)
     return len(worn)

@@ -26,6 +26,7 @@ from labelstudio_ferv.expressions import CLASS_KEYS, Answer, answer_from_key
 from .consensus import consensus_enqueue
 from .models import AuditEntry, Campaign, ConsensusStatus, Task
 from .selectors import ClipView
+from .statements import gold_queues_reset
 
 MAX_GOLD_ROWS = 20000
 CSV_HEADER = ("clip", "label")
@@ -132,6 +133,7 @@ def gold_import(
             consensus_enqueue(task_id=result.task)
             changed.append({"task": result.task, "clip": result.clip_id, "label": result.label})
         if changed:
+            gold_queues_reset(campaign_id=campaign.pk)
             AuditEntry.record(
                 campaign=campaign, actor=actor, action="gold_imported",
                 count=len(changed), clips=changed[:1000],

@@ -165,6 +165,9 @@ class Membership(models.Model):
     # that already holds ``votes_per_clip`` votes (its next vote is an extra one) goes to such
     # members first; the others get it only when nothing else is left (AGGREGATION.md).
     informative = models.BooleanField(default=True)
+    # When this member's gold queue (GoldTurn) was last built; null: never, or the campaign's
+    # gold grew since (``gold.gold_queues_reset``).
+    gold_queue_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -326,6 +329,25 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"task {self.pk} (clip {self.clip_id} in campaign {self.campaign_id})"
+
+
+class GoldTurn(models.Model):
+    """One gold clip in a member's gold queue: the member's own order of the campaign's gold
+    (``statements.gold_order``), built at once and then taken from the front, so that a gold
+    claim reads a few rows instead of ranking every gold clip (see ``statements.CLAIM_GOLD``)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    rank = models.PositiveIntegerField()
+    task = models.ForeignKey(Task, on_delete=models.CASCADE)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign", "annotator", "rank"], name="goldturn_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold turn {self.rank} of annotator {self.annotator_id}: task {self.task_id}"
 
 
 class Assignment(models.Model):

@@ -43,8 +43,12 @@ from .statements import (
     CLAIM_SKIP_LOCKED,
     COUNT_SERVED,
     EXPIRE_LEASES,
+    GOLD_QUEUE_BUILD,
+    GOLD_QUEUE_DRY_S,
+    GOLD_QUEUE_MAX_AGE_S,
     LOCKED_CANDIDATES,
     Statement,
+    gold_queues_reset,
 )
 
 # Fields of a campaign that an admin may set (create and edit): its name, text and rules.
@@ -343,6 +347,24 @@ def _claim(
     return None if row is None else Offer.from_row(row)
 
 
+def _claim_gold(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> Offer | None:
+    """Claim the member's next gold clip from their gold queue, (re)building the queue when
+    it is stale or dry (statements.CLAIM_GOLD); None when no gold clip is left for them."""
+    offer = _claim(
+        campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead,
+        max_age=GOLD_QUEUE_MAX_AGE_S,
+    )  # fmt: skip
+    if offer is not None:
+        return offer
+    params = {"campaign": campaign.pk, "user": user.pk, "dry": GOLD_QUEUE_DRY_S}
+    if not GOLD_QUEUE_BUILD.rows(params)[0][0]:
+        return None
+    return _claim(
+        campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead,
+        max_age=GOLD_QUEUE_MAX_AGE_S,
+    )  # fmt: skip
+
+
 #: A bound on a task's votes that no task reaches (``Task.vote_count`` is a small integer, and
 #: so is the claim's ``below``): it lets every task through.
 _ANY_VOTES = 2**15 - 1
@@ -513,7 +535,7 @@ def _claim_new(
         leases_expire(campaign_id=campaign.pk)
     # Gold is mixed into real work; with none left unseen, the stream goes on without.
     if gold:
-        offer = _claim(campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead)
+        offer = _claim_gold(campaign=campaign, user=user, ahead=ahead)
         if offer is not None or only_gold:
             return offer, offer is not None
     offer = _claim_task(campaign=campaign, user=user, ahead=ahead, informative=informative)
@@ -713,6 +735,8 @@ def task_set_gold(
         task.is_gold = label is not None
         task.gold_label = label
         task.save(update_fields=["is_gold", "gold_label", "updated_at"])
+        if task.is_gold:
+            gold_queues_reset(campaign_id=campaign.pk)
         # A clip that stops being gold takes its status from its votes again.
         consensus_enqueue(task_id=task.pk)
     return task

@@ -27,7 +27,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import access
-from .models import Assignment, ConsensusStatus, Membership, Task, Vote
+from .models import Assignment, ConsensusStatus, GoldTurn, Membership, Task, Vote
 
 
 class Statement:
@@ -236,44 +236,34 @@ FROM freed WHERE t.id = freed.task_id
 # Claims
 
 
-def _claim(params: dict, *, gold: bool) -> list[tuple]:
-    """The claims' twin: the first open task (or gold clip) for the user, or the one named."""
+def _claim_task(params: dict) -> list[tuple]:
+    """The claims' twin: the first open task for the user, or the one named."""
     user = params["user"]
     seen = Assignment.objects.filter(annotator_id=user).values("task_id")
     voted = Vote.objects.filter(annotator_id=user).values("task_id")
-    tasks = Task.objects.filter(campaign_id=params["campaign"], clip__status="ready").exclude(
-        pk__in=seen
-    )
-    tasks = tasks.exclude(pk__in=voted).select_related("clip")
-    if gold:
-        pool = Task.objects.filter(
-            campaign_id=params["campaign"], is_gold=True, gold_retired=False, clip__status="ready"
-        ).values_list("pk", "gold_label")
-        order = gold_order(user, list(pool))
-        unseen = set(tasks.filter(is_gold=True, gold_retired=False).values_list("pk", flat=True))
-        order = [pk for pk in order if pk in unseen]
-        tasks = tasks.filter(pk__in=order[:1])
-    else:
-        tasks = (
-            tasks.filter(
-                is_gold=False,
-                status=ConsensusStatus.COLLECTING,
-                vote_count__lt=F("votes_needed") - F("lease_count"),
-            )
-            .filter(vote_count__lt=params["below"])
-            .order_by("-priority", "-vote_count", "draw", "id")
+    tasks = (
+        Task.objects.filter(campaign_id=params["campaign"], clip__status="ready")
+        .exclude(pk__in=seen)
+        .exclude(pk__in=voted)
+        .select_related("clip")
+        .filter(
+            is_gold=False,
+            status=ConsensusStatus.COLLECTING,
+            vote_count__lt=F("votes_needed") - F("lease_count"),
         )
+        .filter(vote_count__lt=params["below"])
+        .order_by("-priority", "-vote_count", "draw", "id")
+    )
     if "task" in params:
         tasks = tasks.filter(pk=params["task"])
     with transaction.atomic():
         task = tasks.first()
         if task is None:
             return []
-        if not gold:
-            Task.objects.filter(pk=task.pk).update(lease_count=F("lease_count") + 1)
+        Task.objects.filter(pk=task.pk).update(lease_count=F("lease_count") + 1)
         assignment = Assignment.objects.create(
             campaign_id=params["campaign"], task=task, annotator_id=user, state="active",
-            holds_slot=not gold, ahead=params["ahead"],
+            holds_slot=True, ahead=params["ahead"],
             expires_at=timezone.now() + timedelta(seconds=params["lease"]),
         )  # fmt: skip
     return [_offer_row(assignment, task.clip)]
@@ -298,14 +288,6 @@ def gold_order(user_id: int, pool: list[tuple[int, int]]) -> list[int]:
         items.sort()
         ranked += [(turn, draw, pk) for turn, (draw, pk) in enumerate(items)]
     return [pk for *_, pk in sorted(ranked)]
-
-
-def _claim_task(params: dict) -> list[tuple]:
-    return _claim(params, gold=False)
-
-
-def _claim_gold(params: dict) -> list[tuple]:
-    return _claim(params, gold=True)
 
 
 def _no_locked_candidates(params: dict) -> list[tuple]:
@@ -389,30 +371,85 @@ CLAIM_ONE = Statement(
 # (the annotator's first gold clip of each class, then the second of each, ...) and within a
 # class the clips follow a hash of (annotator, clip), so the order cannot be predicted from
 # another annotator's and the same annotator always gets the same order. Retired gold is not
-# served. Each gold clip's status is looked up by its key (a subquery, not a join): joined, the
-# planner hashed every clip of the campaign to check the status of its gold (a scan that grows
-# with the campaign; at 20,000 clips with 1,000 gold a claim took 13.9 ms, now 8.8 ms).
+# served.
+#
+# Ranking every gold clip on each gold claim cost a time that grows with the gold: 9-14 ms at
+# 1,000 gold clips, about 90 ms at 10,000 (200,000 clips, 5% gold), a third of PostgreSQL's CPU
+# per clip. So each member's order is kept as a queue (GoldTurn rows, built by
+# GOLD_QUEUE_BUILD) and a claim takes the first clip in it that is still gold, not retired, ready
+# and unseen, and drops the rows up to it: a few index probes whatever the gold. A queue is
+# rebuilt when it is older than GOLD_QUEUE_MAX_AGE_S (gold that became ready meanwhile joins
+# it), when the campaign's gold grew (``gold.gold_queues_reset`` empties ``gold_queue_at``) and
+# when it runs dry, at most once per GOLD_QUEUE_DRY_S (a member who has seen every gold clip
+# does not rank them all on every gold claim). Retired, demoted or not-ready gold is skipped at
+# the claim, so a queue built earlier never serves a clip the campaign no longer serves.
+GOLD_QUEUE_MAX_AGE_S = 600
+GOLD_QUEUE_DRY_S = 60
+
+
+def _gold_pool(campaign_id: int):
+    return Task.objects.filter(
+        campaign_id=campaign_id, is_gold=True, gold_retired=False, clip__status="ready"
+    )
+
+
+def _claim_gold(params: dict) -> list[tuple]:
+    user, campaign = params["user"], params["campaign"]
+    built = (
+        Membership.objects.filter(campaign_id=campaign, user_id=user)
+        .values_list("gold_queue_at", flat=True)
+        .first()
+    )
+    if built is None or built <= timezone.now() - timedelta(seconds=GOLD_QUEUE_MAX_AGE_S):
+        return []
+    queue = GoldTurn.objects.filter(campaign_id=campaign, annotator_id=user)
+    usable = set(
+        _gold_pool(campaign)
+        .filter(pk__in=queue.values("task_id"))
+        .exclude(pk__in=Assignment.objects.filter(annotator_id=user).values("task_id"))
+        .exclude(pk__in=Vote.objects.filter(annotator_id=user).values("task_id"))
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        turn = next((t for t in queue.order_by("rank") if t.task_id in usable), None)
+        if turn is None:
+            return []
+        queue.filter(rank__lte=turn.rank).delete()
+        task = Task.objects.select_related("clip").get(pk=turn.task_id)
+        assignment = Assignment.objects.create(
+            campaign_id=campaign, task=task, annotator_id=user, state="active",
+            holds_slot=False, ahead=params["ahead"],
+            expires_at=timezone.now() + timedelta(seconds=params["lease"]),
+        )  # fmt: skip
+    return [_offer_row(assignment, task.clip)]
+
+
+# The first usable clip of the member's queue, leased; the rows up to it dropped. No row: the
+# queue is stale or holds nothing usable (the caller then runs GOLD_QUEUE_BUILD and tries again).
 CLAIM_GOLD = Statement(
     "lsf_claim_gold",
     """
-WITH ranked AS (
-    SELECT t.id, t.clip_id, t.gold_label,
-           md5(CAST(%(user)s AS bigint)::text || ':' || t.id::text) COLLATE "C" AS draw
-    FROM annotations_task AS t
-    WHERE t.campaign_id = %(campaign)s AND t.is_gold AND NOT t.gold_retired
-      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'
-), turns AS (
-    SELECT id, clip_id, draw,
-           row_number() OVER (PARTITION BY gold_label ORDER BY draw) AS turn
-    FROM ranked
+WITH fresh AS (
+    SELECT 1 FROM annotations_membership AS m
+    WHERE m.campaign_id = %(campaign)s AND m.user_id = %(user)s
+      AND m.gold_queue_at > now() - make_interval(secs => %(max_age)s)
 ), pick AS (
-    SELECT id, clip_id FROM turns
-    WHERE NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = turns.id AND a.annotator_id = %(user)s)
+    SELECT g.rank, t.id, t.clip_id
+    FROM annotations_goldturn AS g
+    JOIN annotations_task AS t ON t.id = g.task_id
+    WHERE g.campaign_id = %(campaign)s AND g.annotator_id = %(user)s
+      AND EXISTS (SELECT 1 FROM fresh)
+      AND t.is_gold AND NOT t.gold_retired
+      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
       AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = turns.id AND v.annotator_id = %(user)s)
-    ORDER BY turn, draw
+                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+    ORDER BY g.rank
     LIMIT 1
+), spent AS (
+    DELETE FROM annotations_goldturn AS g USING pick
+    WHERE g.campaign_id = %(campaign)s AND g.annotator_id = %(user)s AND g.rank <= pick.rank
 ), made AS (
     INSERT INTO annotations_assignment
         (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
@@ -426,6 +463,76 @@ SELECT made.id, made.expires_at,
 FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
 """,
     _claim_gold,
+)
+
+
+def gold_queues_reset(*, campaign_id: int) -> None:
+    """The campaign's gold grew: every member's gold queue is rebuilt at their next gold claim."""
+    Membership.objects.filter(campaign_id=campaign_id, gold_queue_at__isnull=False).update(
+        gold_queue_at=None
+    )
+
+
+def _gold_queue_build(params: dict) -> list[tuple]:
+    user, campaign = params["user"], params["campaign"]
+    now = timezone.now()
+    with transaction.atomic():
+        rebuilt = (
+            Membership.objects.filter(campaign_id=campaign, user_id=user)
+            .exclude(gold_queue_at__gt=now - timedelta(seconds=params["dry"]))
+            .update(gold_queue_at=now)
+        )
+        if not rebuilt:
+            return [(0,)]
+        GoldTurn.objects.filter(campaign_id=campaign, annotator_id=user).delete()
+        seen = set(Assignment.objects.filter(annotator_id=user).values_list("task_id", flat=True))
+        seen |= set(Vote.objects.filter(annotator_id=user).values_list("task_id", flat=True))
+        order = gold_order(user, list(_gold_pool(campaign).values_list("pk", "gold_label")))
+        GoldTurn.objects.bulk_create(
+            GoldTurn(campaign_id=campaign, annotator_id=user, rank=rank, task_id=pk)
+            for rank, pk in enumerate((pk for pk in order if pk not in seen), start=1)
+        )
+    return [(1,)]
+
+
+# (Re)build the member's gold queue: every usable gold clip the member has not seen, in the
+# member's order. Only when the queue was built before ``dry`` seconds ago (or never): the row
+# lock on the membership makes a second request of the same member wait, then find it built.
+# Returns 1 if it built the queue, else 0.
+GOLD_QUEUE_BUILD = Statement(
+    "lsf_gold_queue_build",
+    """
+WITH member AS (
+    UPDATE annotations_membership AS m SET gold_queue_at = now()
+    WHERE m.campaign_id = %(campaign)s AND m.user_id = %(user)s
+      AND (m.gold_queue_at IS NULL OR m.gold_queue_at <= now() - make_interval(secs => %(dry)s))
+    RETURNING m.id
+), cleared AS (
+    DELETE FROM annotations_goldturn AS g
+    WHERE g.campaign_id = %(campaign)s AND g.annotator_id = %(user)s
+      AND EXISTS (SELECT 1 FROM member)
+), ranked AS (
+    SELECT t.id, t.gold_label,
+           md5(CAST(%(user)s AS bigint)::text || ':' || t.id::text) COLLATE "C" AS draw
+    FROM annotations_task AS t
+    WHERE EXISTS (SELECT 1 FROM member)
+      AND t.campaign_id = %(campaign)s AND t.is_gold AND NOT t.gold_retired
+      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'
+), turns AS (
+    SELECT id, draw, row_number() OVER (PARTITION BY gold_label ORDER BY draw) AS turn
+    FROM ranked
+), queued AS (
+    INSERT INTO annotations_goldturn (campaign_id, annotator_id, rank, task_id)
+    SELECT %(campaign)s, %(user)s, row_number() OVER (ORDER BY turn, draw), id
+    FROM turns
+    WHERE NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = turns.id AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = turns.id AND v.annotator_id = %(user)s)
+)
+SELECT count(*) FROM member
+""",
+    _gold_queue_build,
 )
 
 

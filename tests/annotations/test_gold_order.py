@@ -1,9 +1,11 @@
 """Gold that cannot be gamed: each annotator's own order, classes in turn, worn gold retired."""
 
+from datetime import timedelta
+
 import pytest
 
-from annotations.models import Task, Vote
-from annotations.statements import gold_order
+from annotations.models import GoldTurn, Membership, Task, Vote
+from annotations.statements import GOLD_QUEUE_MAX_AGE_S, gold_order
 from tests.factories import (
     CampaignFactory,
     GoldTaskFactory,
@@ -90,3 +92,80 @@ def test_gold_answered_by_too_many_is_retired_and_a_unanimous_trusted_clip_repla
     newcomer = member(campaign)
     response = api(newcomer).post(f"/api/v1/campaigns/{campaign.pk}/next/")
     assert Task.objects.get(assignments__pk=response.json()["assignment"]["id"]) == clear
+
+
+def queue(campaign, user):
+    """The member's gold queue, task ids in order."""
+    rows = GoldTurn.objects.filter(campaign=campaign, annotator=user).order_by("rank")
+    return list(rows.values_list("task_id", flat=True))
+
+
+def test_the_gold_queue_is_taken_from_the_front_and_skips_what_the_campaign_stopped_serving(api):
+    campaign = CampaignFactory(gold_share=1.0, gold_max_answers=0)
+    golds = [GoldTaskFactory(campaign=campaign, gold_label=i % 2) for i in range(6)]
+    TaskFactory(campaign=campaign)
+    alice = member(campaign)
+    [first] = gold_stream(api, alice, campaign, 1)
+    order = gold_order(alice.pk, [(t.pk, t.gold_label) for t in golds])
+    assert first == order[0]
+    # Built once, at the first gold claim: the rest of her order, unseen clips only.
+    assert queue(campaign, alice) == order[1:]
+    # The campaign stops serving her next two: one retired, one no longer gold.
+    Task.objects.filter(pk=order[1]).update(gold_retired=True)
+    Task.objects.filter(pk=order[2]).update(is_gold=False, gold_label=None)
+    [second] = gold_stream(api, alice, campaign, 1)
+    assert second == order[3]
+    assert queue(campaign, alice) == order[4:]  # the rows up to the clip served are gone
+
+
+def test_gold_made_by_a_reviewer_reaches_a_member_whose_queue_was_built(api, rita, campaign):
+    campaign.gold_share, campaign.gold_max_answers = 1.0, 0
+    campaign.save()
+    GoldTaskFactory(campaign=campaign)
+    plain = TaskFactory(campaign=campaign)
+    TaskFactory.create_batch(3, campaign=campaign)
+    alice = member(campaign)
+    gold_stream(api, alice, campaign, 1)
+    assert Membership.objects.get(campaign=campaign, user=alice).gold_queue_at is not None
+    response = api(rita).put(
+        f"/api/v1/campaigns/{campaign.pk}/tasks/{plain.pk}/gold/",
+        {"gold_label": "sad"},
+        format="json",
+    )
+    assert response.status_code == 200
+    # Her queue was dropped with the new gold, so her next gold claim ranks it.
+    assert Membership.objects.get(campaign=campaign, user=alice).gold_queue_at is None
+    assert gold_stream(api, alice, campaign, 1) == [plain.pk]
+    assert queue(campaign, alice) == []
+
+
+def test_a_stale_queue_is_rebuilt_and_a_dry_one_is_not_ranked_again_at_once(api):
+    campaign = CampaignFactory(gold_share=1.0, gold_max_answers=0)
+    gold = GoldTaskFactory(campaign=campaign)
+    TaskFactory.create_batch(4, campaign=campaign)
+    alice = member(campaign)
+    assert gold_stream(api, alice, campaign, 1) == [gold.pk]
+    membership = Membership.objects.get(campaign=campaign, user=alice)
+    built = membership.gold_queue_at
+    # No gold left: her queue is dry but was just built, so it is not ranked again...
+    client = api(alice)
+    response = client.post(f"/api/v1/campaigns/{campaign.pk}/next/")
+    assert not Task.objects.get(assignments__pk=response.json()["assignment"]["id"]).is_gold
+    membership.refresh_from_db()
+    assert membership.gold_queue_at == built
+    # ... until it is older than the maximum age: gold made without a reset (here, in the
+    # database) then joins it.
+    later = Task.objects.filter(campaign=campaign, is_gold=False).exclude(
+        assignments__annotator=alice
+    )[0]
+    Task.objects.filter(pk=later.pk).update(is_gold=True, gold_label=2)
+    stale = built - timedelta(seconds=GOLD_QUEUE_MAX_AGE_S + 1)
+    Membership.objects.filter(pk=membership.pk).update(gold_queue_at=stale)
+    client.post(
+        f"/api/v1/assignments/{response.json()['assignment']['id']}/answer/",
+        {"label": "happy"},
+        format="json",
+    )
+    assert gold_stream(api, alice, campaign, 1) == [later.pk]
+    membership.refresh_from_db()
+    assert membership.gold_queue_at >= built > stale  # rebuilt (the test's transaction: now())
