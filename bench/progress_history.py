@@ -44,6 +44,7 @@ def seed(clips: int, votes_per_clip: int) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         if campaign is not None:
             cursor.execute("DELETE FROM annotations_vote WHERE campaign_id = %s", [campaign.pk])
+            cursor.execute("DELETE FROM annotations_goldturn WHERE campaign_id = %s", [campaign.pk])
             cursor.execute("DELETE FROM annotations_task WHERE campaign_id = %s", [campaign.pk])
             campaign.delete()
         cursor.execute("DELETE FROM clips_clip WHERE checksum LIKE %s", [f"bh{clips}-%"])
