@@ -364,6 +364,9 @@ def test_a_member_removed_from_the_campaign_can_no_longer_answer(api, alice, cam
         ({}, "label"),
         ({"label": "happy", "time_ms": -1}, "time_ms"),
         ({"label": "happy", "time_ms": "soon"}, "time_ms"),
+        ({"label": "happy", "time_ms": 24 * 3600 * 1000 + 1}, "time_ms"),
+        ({"label": "happy", "time_ms": True}, "time_ms"),
+        ({"label": ["happy"]}, "label"),
         (["happy"], None),
         ("happy", None),
     ],
@@ -436,3 +439,24 @@ def test_gold_keeps_close_to_the_campaign_share_of_each_stream(api, alice, campa
         # After every clip, the gold so far is within one clip of its share.
         assert abs(sum(stream) - 0.1 * len(stream)) <= 1.0 + 1e-9
     assert 5 <= sum(stream) <= 7
+
+
+@pytest.mark.parametrize(
+    ("body", "time_ms"),
+    [
+        ({"label": "sad", "time_ms": 1200}, 1200),
+        ({"label": "sad", "time_ms": "1200"}, 1200),  # a number sent as text, as DRF allows
+        ({"label": "sad", "time_ms": None}, None),
+        ({"label": "sad"}, None),
+    ],
+)
+def test_an_answer_is_stored_with_its_time_however_the_number_comes(
+    api, alice, campaign, body, time_ms
+):
+    TaskFactory(campaign=campaign)
+    assignment_id = next_clip(api(alice), campaign).json()["assignment"]["id"]
+    response = api(alice).post(f"/api/v1/assignments/{assignment_id}/answer/", body, format="json")
+    assert response.status_code == 201
+    vote = Vote.objects.get()
+    assert (vote.answer, vote.time_ms) == (5, time_ms)
+    assert response.json()["time_ms"] == time_ms
