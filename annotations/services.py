@@ -350,19 +350,18 @@ def _claim(
 def _claim_gold(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> Offer | None:
     """Claim the member's next gold clip from their gold queue, (re)building the queue when
     it is stale or dry (statements.CLAIM_GOLD); None when no gold clip is left for them."""
-    offer = _claim(
-        campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead,
-        max_age=GOLD_QUEUE_MAX_AGE_S,
-    )  # fmt: skip
-    if offer is not None:
-        return offer
-    params = {"campaign": campaign.pk, "user": user.pk, "dry": GOLD_QUEUE_DRY_S}
-    if not GOLD_QUEUE_BUILD.rows(params)[0][0]:
-        return None
-    return _claim(
-        campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead,
-        max_age=GOLD_QUEUE_MAX_AGE_S,
-    )  # fmt: skip
+
+    def claim() -> Offer | None:
+        return _claim(
+            campaign=campaign, user=user, statement=CLAIM_GOLD, ahead=ahead,
+            max_age=GOLD_QUEUE_MAX_AGE_S,
+        )  # fmt: skip
+
+    offer = claim()
+    build = {"campaign": campaign.pk, "user": user.pk, "dry": GOLD_QUEUE_DRY_S}
+    if offer is None and GOLD_QUEUE_BUILD.rows(build)[0][0]:
+        offer = claim()
+    return offer
 
 
 #: A bound on a task's votes that no task reaches (``Task.vote_count`` is a small integer, and
