@@ -374,8 +374,8 @@ CLAIM_ONE = Statement(
 # served.
 #
 # Ranking every gold clip on each gold claim cost a time that grows with the gold: 9-14 ms at
-# 1,000 gold clips, about 90 ms at 10,000 (200,000 clips, 5% gold), a third of PostgreSQL's CPU
-# per clip. So each member's order is kept as a queue (GoldTurn rows, built by
+# 1,000 gold clips, 70-76 ms at 10,000 (200,000 clips, 5% gold), where PostgreSQL's CPU per
+# clip doubled. So each member's order is kept as a queue (GoldTurn rows, built by
 # GOLD_QUEUE_BUILD) and a claim takes the first clip in it that is still gold, not retired, ready
 # and unseen, and drops the rows up to it: a few index probes whatever the gold. A queue is
 # rebuilt when it is older than GOLD_QUEUE_MAX_AGE_S (gold that became ready meanwhile joins
