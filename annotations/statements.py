@@ -239,12 +239,8 @@ FROM freed WHERE t.id = freed.task_id
 def _claim_task(params: dict) -> list[tuple]:
     """The claims' twin: the first open task for the user, or the one named."""
     user = params["user"]
-    seen = Assignment.objects.filter(annotator_id=user).values("task_id")
-    voted = Vote.objects.filter(annotator_id=user).values("task_id")
     tasks = (
-        Task.objects.filter(campaign_id=params["campaign"], clip__status="ready")
-        .exclude(pk__in=seen)
-        .exclude(pk__in=voted)
+        _unseen(Task.objects.filter(campaign_id=params["campaign"], clip__status="ready"), user)
         .select_related("clip")
         .filter(
             is_gold=False,
@@ -295,6 +291,20 @@ def _no_locked_candidates(params: dict) -> list[tuple]:
     return []
 
 
+# Neither leased to the user (at any time: answered, skipped or expired) nor voted on by them.
+_UNSEEN = """NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
+                      WHERE a.task_id = {task} AND a.annotator_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
+                      WHERE v.task_id = {task} AND v.annotator_id = %(user)s)"""
+
+
+def _unseen(queryset, user: int):
+    """The twins' _UNSEEN: the tasks of ``queryset`` the user was never leased nor voted on."""
+    return queryset.exclude(
+        pk__in=Assignment.objects.filter(annotator_id=user).values("task_id")
+    ).exclude(pk__in=Vote.objects.filter(annotator_id=user).values("task_id"))
+
+
 # The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
 # PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
 # answered), the scene's priority first (Task.priority), then fullest first, then in the
@@ -310,13 +320,10 @@ _OPEN_TASKS = """
       AND t.vote_count < (t.votes_needed - t.lease_count)
       AND t.vote_count < %(below)s
       AND c.status = 'ready'
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+      AND {unseen}
       {only}
     ORDER BY t.priority DESC, t.vote_count DESC, t.draw, t.id
-"""
+""".replace("{unseen}", _UNSEEN.format(task="t.id"))
 
 # The claim, one statement that locks one task row and nothing else. `pick` takes the first
 # open task no one else holds. The slot test `vote_count < votes_needed - lease_count` is on that
@@ -347,7 +354,10 @@ FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = hel
 # First try: skip the rows other requests hold (claims never queue behind each other).
 CLAIM_SKIP_LOCKED = Statement(
     "lsf_claim",
-    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only=""), lock="SKIP LOCKED"),
+    _CLAIM_SQL.format(
+        open_tasks=_OPEN_TASKS.format(only=""),
+        lock="SKIP LOCKED",
+    ),
     _claim_task,
 )
 # When that finds nothing, the open tasks that were locked may still have slots once their
@@ -387,7 +397,14 @@ GOLD_QUEUE_MAX_AGE_S = 600
 GOLD_QUEUE_DRY_S = 60
 
 
+# A task the campaign serves as gold: gold, not retired, its media ready. The clip's status is
+# looked up by key (a join made the planner hash every clip of the campaign).
+_SERVED_GOLD = """t.is_gold AND NOT t.gold_retired
+      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'"""
+
+
 def _gold_pool(campaign_id: int):
+    """The twins' _SERVED_GOLD."""
     return Task.objects.filter(
         campaign_id=campaign_id, is_gold=True, gold_retired=False, clip__status="ready"
     )
@@ -404,11 +421,9 @@ def _claim_gold(params: dict) -> list[tuple]:
         return []
     queue = GoldTurn.objects.filter(campaign_id=campaign, annotator_id=user)
     usable = set(
-        _gold_pool(campaign)
-        .filter(pk__in=queue.values("task_id"))
-        .exclude(pk__in=Assignment.objects.filter(annotator_id=user).values("task_id"))
-        .exclude(pk__in=Vote.objects.filter(annotator_id=user).values("task_id"))
-        .values_list("pk", flat=True)
+        _unseen(_gold_pool(campaign).filter(pk__in=queue.values("task_id")), user).values_list(
+            "pk", flat=True
+        )
     )
     with transaction.atomic():
         turn = next((t for t in queue.order_by("rank") if t.task_id in usable), None)
@@ -426,9 +441,7 @@ def _claim_gold(params: dict) -> list[tuple]:
 
 # The first usable clip of the member's queue, leased; the rows up to it dropped. No row: the
 # queue is stale or holds nothing usable (the caller then runs GOLD_QUEUE_BUILD and tries again).
-CLAIM_GOLD = Statement(
-    "lsf_claim_gold",
-    """
+_CLAIM_GOLD_SQL = """
 WITH fresh AS (
     SELECT 1 FROM annotations_membership AS m
     WHERE m.campaign_id = %(campaign)s AND m.user_id = %(user)s
@@ -439,12 +452,8 @@ WITH fresh AS (
     JOIN annotations_task AS t ON t.id = g.task_id
     WHERE g.campaign_id = %(campaign)s AND g.annotator_id = %(user)s
       AND EXISTS (SELECT 1 FROM fresh)
-      AND t.is_gold AND NOT t.gold_retired
-      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = t.id AND a.annotator_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = t.id AND v.annotator_id = %(user)s)
+      AND {served_gold}
+      AND {unseen}
     ORDER BY g.rank
     LIMIT 1
 ), spent AS (
@@ -461,7 +470,10 @@ WITH fresh AS (
 SELECT made.id, made.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
 FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
-""",
+"""
+CLAIM_GOLD = Statement(
+    "lsf_claim_gold",
+    _CLAIM_GOLD_SQL.format(served_gold=_SERVED_GOLD, unseen=_UNSEEN.format(task="t.id")),
     _claim_gold,
 )
 
@@ -485,12 +497,12 @@ def _gold_queue_build(params: dict) -> list[tuple]:
         if not rebuilt:
             return [(0,)]
         GoldTurn.objects.filter(campaign_id=campaign, annotator_id=user).delete()
-        seen = set(Assignment.objects.filter(annotator_id=user).values_list("task_id", flat=True))
-        seen |= set(Vote.objects.filter(annotator_id=user).values_list("task_id", flat=True))
-        order = gold_order(user, list(_gold_pool(campaign).values_list("pk", "gold_label")))
+        pool = _gold_pool(campaign)
+        unseen = set(_unseen(pool, user).values_list("pk", flat=True))
+        order = gold_order(user, list(pool.values_list("pk", "gold_label")))
         GoldTurn.objects.bulk_create(
             GoldTurn(campaign_id=campaign, annotator_id=user, rank=rank, task_id=pk)
-            for rank, pk in enumerate((pk for pk in order if pk not in seen), start=1)
+            for rank, pk in enumerate((pk for pk in order if pk in unseen), start=1)
         )
     return [(1,)]
 
@@ -499,9 +511,7 @@ def _gold_queue_build(params: dict) -> list[tuple]:
 # member's order. Only when the queue was built before ``dry`` seconds ago (or never): the row
 # lock on the membership makes a second request of the same member wait, then find it built.
 # Returns 1 if it built the queue, else 0.
-GOLD_QUEUE_BUILD = Statement(
-    "lsf_gold_queue_build",
-    """
+_GOLD_QUEUE_SQL = """
 WITH member AS (
     UPDATE annotations_membership AS m SET gold_queue_at = now()
     WHERE m.campaign_id = %(campaign)s AND m.user_id = %(user)s
@@ -516,8 +526,7 @@ WITH member AS (
            md5(CAST(%(user)s AS bigint)::text || ':' || t.id::text) COLLATE "C" AS draw
     FROM annotations_task AS t
     WHERE EXISTS (SELECT 1 FROM member)
-      AND t.campaign_id = %(campaign)s AND t.is_gold AND NOT t.gold_retired
-      AND (SELECT c.status FROM clips_clip AS c WHERE c.id = t.clip_id) = 'ready'
+      AND t.campaign_id = %(campaign)s AND {served_gold}
 ), turns AS (
     SELECT id, draw, row_number() OVER (PARTITION BY gold_label ORDER BY draw) AS turn
     FROM ranked
@@ -525,13 +534,13 @@ WITH member AS (
     INSERT INTO annotations_goldturn (campaign_id, annotator_id, rank, task_id)
     SELECT %(campaign)s, %(user)s, row_number() OVER (ORDER BY turn, draw), id
     FROM turns
-    WHERE NOT EXISTS (SELECT 1 FROM annotations_assignment AS a
-                      WHERE a.task_id = turns.id AND a.annotator_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM annotations_vote AS v
-                      WHERE v.task_id = turns.id AND v.annotator_id = %(user)s)
+    WHERE {unseen}
 )
 SELECT count(*) FROM member
-""",
+"""
+GOLD_QUEUE_BUILD = Statement(
+    "lsf_gold_queue_build",
+    _GOLD_QUEUE_SQL.format(served_gold=_SERVED_GOLD, unseen=_UNSEEN.format(task="turns.id")),
     _gold_queue_build,
 )
 
