@@ -41,7 +41,6 @@ from .statements import (
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
-    COUNT_SERVED,
     EXPIRE_LEASES,
     GOLD_QUEUE_BUILD,
     GOLD_QUEUE_DRY_S,
@@ -486,16 +485,15 @@ def _assignment_take(
             # campaign and place, one assignment per user and clip): loop to return or redo it.
             continue
         except OperationalError as exc:
-            # Not expected (a claim waits for one row while holding none), but a deadlock
-            # abort leaves nothing behind and is safe to redo.
+            # Not expected (a claim waits only for its task row, before it holds any), but a
+            # deadlock abort leaves nothing behind and is safe to redo.
             if getattr(exc.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
                 raise
             continue
         if offer is None:
             return None, leases
-        # Kept apart from the claim so that a claim never holds two rows.
-        COUNT_SERVED.rows({"membership": membership.pk, "gold": int(is_gold)})
-        # The clip ahead, claimed next in this request, draws on the counts as they are now.
+        # The claim counted it on the membership (statements._COUNTED); the clip ahead,
+        # claimed next in this request, draws on the counts as they are now.
         membership.served += 1
         membership.gold_served += int(is_gold)
         return offer, [*leases, selectors.OpenLease(offer, True, ahead)]

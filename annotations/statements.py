@@ -262,6 +262,7 @@ def _claim_task(params: dict) -> list[tuple]:
             holds_slot=True, ahead=params["ahead"],
             expires_at=timezone.now() + timedelta(seconds=params["lease"]),
         )  # fmt: skip
+        _count_served(campaign=params["campaign"], user=user, gold=False)
     return [_offer_row(assignment, task.clip)]
 
 
@@ -325,11 +326,35 @@ _OPEN_TASKS = """
     ORDER BY t.priority DESC, t.vote_count DESC, t.draw, t.id
 """.replace("{unseen}", _UNSEEN.format(task="t.id"))
 
-# The claim, one statement that locks one task row and nothing else. `pick` takes the first
-# open task no one else holds. The slot test `vote_count < votes_needed - lease_count` is on that
-# row, so when another claim or answer changed it meanwhile, PostgreSQL re-checks the test on
-# the new version after taking the lock: two claims can never both take a task's last slot.
-# `held` takes the slot, `made` records the lease, and the select returns what the user sees.
+# Count a clip handed to a member (served, and gold_served for gold), in the claim's own
+# statement: once the lease is made (`made`), the member's row is updated unless another
+# transaction holds it (SKIP LOCKED: the consensus worker holds member rows while it closes gold
+# batches, and a missed count only nudges the next gold draw). So a claim never waits for a row
+# while holding one: the only lock it waits for is its task row's, taken first (the EXISTS on
+# `made` is a one-time test, run before the member row is looked at).
+_COUNTED = """, counted AS (
+    UPDATE annotations_membership AS m
+    SET served = m.served + 1, gold_served = m.gold_served + {gold}
+    WHERE m.id = (SELECT s.id FROM annotations_membership AS s
+                  WHERE EXISTS (SELECT 1 FROM made)
+                    AND s.campaign_id = %(campaign)s AND s.user_id = %(user)s
+                  FOR UPDATE SKIP LOCKED)
+)"""
+
+
+def _count_served(*, campaign: int, user: int, gold: bool) -> None:
+    """The twins' _COUNTED."""
+    Membership.objects.filter(campaign_id=campaign, user_id=user).update(
+        served=F("served") + 1, gold_served=F("gold_served") + int(gold)
+    )
+
+
+# The claim, one statement that locks one task row and, once it has it, the member's row
+# (`counted`, never waiting for it). `pick` takes the first open task no one else holds. The
+# slot test `vote_count < votes_needed - lease_count` is on that row, so when another claim or
+# answer changed it meanwhile, PostgreSQL re-checks the test on the new version after taking the
+# lock: two claims can never both take a task's last slot. `held` takes the slot, `made` records
+# the lease, `counted` counts it on the membership, and the select returns what the user sees.
 _CLAIM_SQL = """
 WITH pick AS (
     SELECT t.id, t.clip_id {open_tasks}
@@ -346,7 +371,7 @@ WITH pick AS (
            now() + make_interval(secs => %(lease)s)
     FROM held
     RETURNING id, expires_at, task_id
-)
+){counted}
 SELECT made.id, made.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
 FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = held.clip_id
@@ -357,6 +382,7 @@ CLAIM_SKIP_LOCKED = Statement(
     _CLAIM_SQL.format(
         open_tasks=_OPEN_TASKS.format(only=""),
         lock="SKIP LOCKED",
+        counted=_COUNTED.format(gold=0),
     ),
     _claim_task,
 )
@@ -371,7 +397,11 @@ LOCKED_CANDIDATES = Statement(
 )
 CLAIM_ONE = Statement(
     "lsf_claim_one",
-    _CLAIM_SQL.format(open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"), lock=""),
+    _CLAIM_SQL.format(
+        open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"),
+        lock="",
+        counted=_COUNTED.format(gold=0),
+    ),
     _claim_task,
 )
 
@@ -436,6 +466,7 @@ def _claim_gold(params: dict) -> list[tuple]:
             holds_slot=False, ahead=params["ahead"],
             expires_at=timezone.now() + timedelta(seconds=params["lease"]),
         )  # fmt: skip
+        _count_served(campaign=campaign, user=user, gold=True)
     return [_offer_row(assignment, task.clip)]
 
 
@@ -466,14 +497,18 @@ WITH fresh AS (
            now() + make_interval(secs => %(lease)s)
     FROM pick
     RETURNING id, expires_at, task_id
-)
+){counted}
 SELECT made.id, made.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
 FROM made JOIN pick ON pick.id = made.task_id JOIN clips_clip AS c ON c.id = pick.clip_id
 """
 CLAIM_GOLD = Statement(
     "lsf_claim_gold",
-    _CLAIM_GOLD_SQL.format(served_gold=_SERVED_GOLD, unseen=_UNSEEN.format(task="t.id")),
+    _CLAIM_GOLD_SQL.format(
+        served_gold=_SERVED_GOLD,
+        unseen=_UNSEEN.format(task="t.id"),
+        counted=_COUNTED.format(gold=1),
+    ),
     _claim_gold,
 )
 
@@ -546,27 +581,7 @@ GOLD_QUEUE_BUILD = Statement(
 
 
 # --------------------------------------------------------------------------------------------
-# Counters
-
-
-def _count_served(params: dict) -> list[tuple]:
-    Membership.objects.filter(pk=params["membership"]).update(
-        served=F("served") + 1, gold_served=F("gold_served") + params["gold"]
-    )
-    return []
-
-
-# Count a clip handed to a member. Never waits: the consensus worker holds member rows while it
-# closes gold batches, and a missed count only nudges the next gold draw.
-COUNT_SERVED = Statement(
-    "lsf_count_served",
-    """
-UPDATE annotations_membership SET served = served + 1, gold_served = gold_served + %(gold)s
-WHERE id = (SELECT id FROM annotations_membership WHERE id = %(membership)s
-            FOR UPDATE SKIP LOCKED)
-""",
-    _count_served,
-)
+# Answers
 
 
 def _answer_stored(params: dict) -> list[tuple]:

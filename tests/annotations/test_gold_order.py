@@ -169,3 +169,25 @@ def test_a_stale_queue_is_rebuilt_and_a_dry_one_is_not_ranked_again_at_once(api)
     assert gold_stream(api, alice, campaign, 1) == [later.pk]
     membership.refresh_from_db()
     assert membership.gold_queue_at >= built > stale  # rebuilt (the test's transaction: now())
+
+
+def test_each_clip_handed_out_is_counted_on_the_membership_gold_apart(api):
+    """The claim counts what it hands out (served, gold_served: the gold draw's inputs) in its
+    own statement, the clip ahead included; a request that finds its lease open counts nothing."""
+    campaign = CampaignFactory(gold_share=0.25, gold_max_answers=0)
+    GoldTaskFactory.create_batch(6, campaign=campaign, gold_label=2)
+    TaskFactory.create_batch(20, campaign=campaign)
+    user = member(campaign)
+    client = api(user)
+    offer = client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1").json()
+    # Asked again, the same two leases come back: nothing more is counted.
+    assert client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1").json() == offer
+    for _ in range(9):
+        url = f"/api/v1/assignments/{offer['assignment']['id']}/answer-and-next/?ahead=1"
+        response = client.post(url, {"label": "happy"}, format="json")
+        assert response.status_code == 201
+        offer = response.json()["next"]
+    handed = Task.objects.filter(assignments__annotator=user)
+    row = Membership.objects.get(campaign=campaign, user=user)
+    assert row.served == handed.count() == 11  # 10 answered, 1 held ahead
+    assert row.gold_served == handed.filter(is_gold=True).count() > 0
