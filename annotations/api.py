@@ -4,6 +4,8 @@ Views check the shape of input, resolve ids through the access helpers and call 
 selector; rules live in services.py, the claim's design in ASSIGNMENT.md.
 """
 
+import random
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -233,10 +235,13 @@ class AnswerNextView(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         ahead = _ahead(request)
+        # The gold draw of the clip ahead, which the answer's own statement may claim.
+        draw = random.random() if ahead else None
         result = services.assignment_answer(
             user=request.user,
             assignment_id=assignment_id,
             then_next=True,
+            ahead_draw=draw,
             **_answer_input(request),
         )
         leases = result.leases  # a fresh answer brings the membership and the leases
@@ -250,8 +255,9 @@ class AnswerNextView(APIView):
         # The answer is stored (a retry finds it); a paused annotator gets no next clip.
         quality.annotator_gate(membership=membership)
         offer = services.assignment_next(
-            campaign=campaign, membership=membership, user=request.user, ahead=ahead, leases=leases
-        )
+            campaign=campaign, membership=membership, user=request.user, ahead=ahead,
+            leases=leases, ahead_draw=draw,
+        )  # fmt: skip
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         body = {
             "vote": vote_data(result.vote),

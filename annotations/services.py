@@ -36,6 +36,7 @@ from .consensus import consensus_enqueue, consensus_message
 from .models import Assignment, AuditEntry, Campaign, Membership, Role, Task, Vote
 from .selectors import Offer
 from .statements import (
+    ANSWER_CLAIM_NEXT,
     ANSWER_STORED,
     ANSWER_STORED_NEXT,
     CLAIM_GOLD,
@@ -321,6 +322,14 @@ def leases_expire(*, campaign_id: int) -> None:
     EXPIRE_LEASES.rows({"campaign": campaign_id})
 
 
+def _sweep_due(*, campaign_id: int) -> bool:
+    """Run ``leases_expire`` when this process has not for ``_SWEEP_EVERY_S``; say if it did."""
+    if time.monotonic() - _last_sweep.get(campaign_id, 0.0) <= _SWEEP_EVERY_S:
+        return False
+    leases_expire(campaign_id=campaign_id)
+    return True
+
+
 def _execute(statement: Statement, params: dict) -> tuple | None:
     """Run one statement and return its first row.
 
@@ -399,6 +408,7 @@ def assignment_next(
     user: AbstractBaseUser,
     ahead: bool = False,
     leases: list[selectors.OpenLease] | None = None,
+    ahead_draw: float | None = None,
 ) -> Offer | None:
     """Return the user's current assignment in the campaign, or claim the next clip for them.
 
@@ -407,7 +417,8 @@ def assignment_next(
     the offer also carries a second clip held for the user (claimed if need be), for the
     browser to preload while the first one plays; once the current assignment is closed, the
     one ahead becomes current. ``leases``: the user's open leases as just read (by the answer
-    of answer-and-next/), so as not to read them again.
+    of answer-and-next/), so as not to read them again; ``ahead_draw``: the gold draw of the
+    clip ahead, when that answer took it (ANSWER_CLAIM_NEXT decided on it already).
     """
     # A paused or closed campaign hands out nothing, not even a lease already held (its answer
     # is still accepted).
@@ -423,8 +434,9 @@ def assignment_next(
     if offer is None or not ahead:
         return offer
     held, _ = _assignment_take(
-        campaign=campaign, membership=membership, user=user, ahead=True, known=leases
-    )
+        campaign=campaign, membership=membership, user=user, ahead=True, known=leases,
+        draw=ahead_draw,
+    )  # fmt: skip
     return replace(offer, ahead=held)
 
 
@@ -436,16 +448,19 @@ def _assignment_take(
     ahead: bool,
     known: list[selectors.OpenLease] | None = None,
     promote: bool = False,
+    draw: float | None = None,
 ) -> tuple[Offer | None, list[selectors.OpenLease]]:
     """Return the user's open current (or ahead) assignment, claiming one if there is none.
 
     Also return the user's open leases as they stand afterwards, which the next call may take
     as ``known`` instead of reading them again (if they changed meanwhile, a claim fails on the
     unique constraint and the loop reads them). With ``promote`` (current leases only), the
-    read itself makes the lease ahead current when there is no current one.
+    read itself makes the lease ahead current when there is no current one. ``draw``: the gold
+    draw to take (a fresh one by default).
     """
     qualifying = quality.qualification_due(campaign=campaign, membership=membership)
-    gold = qualifying or membership.gold_due(share=campaign.gold_share, draw=random.random())
+    draw = random.random() if draw is None else draw
+    gold = qualifying or membership.gold_due(share=campaign.gold_share, draw=draw)
     for _attempt in range(_CLAIM_ATTEMPTS):
         try:
             if known is not None:
@@ -527,9 +542,7 @@ def _claim_new(
 ) -> tuple[Offer | None, bool]:
     """Claim a new clip (gold when one is due; only gold with ``only_gold``); return it and
     whether it is gold. ``informative``: the member's rating (``_claim_task``)."""
-    swept = time.monotonic() - _last_sweep.get(campaign.pk, 0.0) > _SWEEP_EVERY_S
-    if swept:
-        leases_expire(campaign_id=campaign.pk)
+    swept = _sweep_due(campaign_id=campaign.pk)
     # Gold is mixed into real work; with none left unseen, the stream goes on without.
     if gold:
         offer = _claim_gold(campaign=campaign, user=user, ahead=ahead)
@@ -584,6 +597,7 @@ def assignment_answer(
     answer: int,
     time_ms: int | None = None,
     then_next: bool = False,
+    ahead_draw: float | None = None,
 ) -> AnswerResult:
     """Store the user's answer to an assignment; answering again is a no-op or a correction.
 
@@ -596,19 +610,34 @@ def assignment_answer(
     With ``then_next`` (the caller hands the next clip right after), a fresh answer also
     returns the user's membership and campaign and the open leases, the lease ahead made
     current (``ANSWER_STORED_NEXT``): ``assignment_next`` takes them instead of reading them.
+    With ``ahead_draw`` (answer-and-next/?ahead=1: the gold draw of the clip ahead), the same
+    statement also claims that clip when nothing stands in the way (``ANSWER_CLAIM_NEXT``):
+    it is among the leases returned, and ``assignment_next`` hands it as it finds it.
     """
     if not -(2**63) <= assignment_id < 2**63:
         raise NotFound("Assignment not found.")
-    params = {"assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms}
-    statement = ANSWER_STORED_NEXT if then_next else ANSWER_STORED
-    for _attempt in range(2):
+    params = {
+        "assignment": assignment_id, "user": user.pk, "answer": answer, "time_ms": time_ms,
+        "draw": ahead_draw, "extras": settings.TRUST_INFORMATIVE_EXTRAS,
+    }  # fmt: skip
+    if not then_next:
+        statement = ANSWER_STORED
+    else:
+        statement = ANSWER_STORED_NEXT if ahead_draw is None else ANSWER_CLAIM_NEXT
+    for _attempt in range(3):
         try:
             # Its own transaction; inside a caller's, a savepoint keeps a refusal from breaking it.
             with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 rows = statement.rows(params)
             break
         except IntegrityError as exc:
-            if statement is ANSWER_STORED_NEXT and _constraint(exc) == "assignment_one_active":
+            constraint = _constraint(exc)
+            if statement is ANSWER_CLAIM_NEXT and constraint in _LEASE_CONSTRAINTS:
+                # Another request of the user took a lease meanwhile (the current one, or the
+                # clip ahead or its task): nothing was stored; store the answer without a claim.
+                statement = ANSWER_STORED_NEXT
+                continue
+            if statement is ANSWER_STORED_NEXT and constraint == "assignment_one_active":
                 # The promotion met a current lease that another request of the user took
                 # meanwhile: nothing was stored; store the answer alone.
                 statement = ANSWER_STORED
@@ -627,7 +656,7 @@ def assignment_answer(
         vote._state.adding = False
         vote.task_is_gold = task_is_gold  # spares answer_feedback a query
         consensus_message(task_id=task_id)
-        if statement is not ANSWER_STORED_NEXT:
+        if statement is ANSWER_STORED:
             return AnswerResult(vote=vote, created=True)
         membership = access.member_from_row(rows[0][_ANSWER_WIDTH:_LEASES_AT])
         leases = [
@@ -635,10 +664,16 @@ def assignment_answer(
             for row in rows
             if row[_LEASES_AT] is not None
         ]
+        if any(lease.ahead for lease in leases):
+            # The statement claimed the clip ahead; the lease sweep that a claim runs once a
+            # second (``_claim_new``) runs here.
+            _sweep_due(campaign_id=campaign_id)
         return AnswerResult(vote=vote, created=True, membership=membership, leases=leases)
     return _answer_closed(user=user, assignment_id=assignment_id, answer=answer)
 
 
+# The constraints on a user's leases that ANSWER_CLAIM_NEXT's promotion or claim may meet.
+_LEASE_CONSTRAINTS = ("assignment_one_active", "assignment_task_once")
 # ANSWER_STORED's columns, then (ANSWER_STORED_NEXT) the membership's, then a lease's.
 _ANSWER_WIDTH = 8
 _LEASES_AT = _ANSWER_WIDTH + len(access.member_columns().split(", "))

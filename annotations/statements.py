@@ -331,13 +331,14 @@ _OPEN_TASKS = """
 # transaction holds it (SKIP LOCKED: the consensus worker holds member rows while it closes gold
 # batches, and a missed count only nudges the next gold draw). So a claim never waits for a row
 # while holding one: the only lock it waits for is its task row's, taken first (the EXISTS on
-# `made` is a one-time test, run before the member row is looked at).
-_COUNTED = """, counted AS (
+# `made` is a one-time test, run before the member row is looked at). ``{p}`` prefixes the
+# names (a statement that claims besides other work), ``{campaign}`` is the campaign's id.
+_COUNTED = """{p}counted AS (
     UPDATE annotations_membership AS m
     SET served = m.served + 1, gold_served = m.gold_served + {gold}
     WHERE m.id = (SELECT s.id FROM annotations_membership AS s
-                  WHERE EXISTS (SELECT 1 FROM made)
-                    AND s.campaign_id = %(campaign)s AND s.user_id = %(user)s
+                  WHERE EXISTS (SELECT 1 FROM {p}made)
+                    AND s.campaign_id = {campaign} AND s.user_id = %(user)s
                   FOR UPDATE SKIP LOCKED)
 )"""
 
@@ -349,41 +350,62 @@ def _count_served(*, campaign: int, user: int, gold: bool) -> None:
     )
 
 
-# The claim, one statement that locks one task row and, once it has it, the member's row
-# (`counted`, never waiting for it). `pick` takes the first open task no one else holds. The
-# slot test `vote_count < votes_needed - lease_count` is on that row, so when another claim or
-# answer changed it meanwhile, PostgreSQL re-checks the test on the new version after taking the
-# lock: two claims can never both take a task's last slot. `held` takes the slot, `made` records
-# the lease, `counted` counts it on the membership, and the select returns what the user sees.
-_CLAIM_SQL = """
-WITH pick AS (
+# The claim locks one task row and, once it has it, the member's row (`counted`, never waiting
+# for it). `pick` takes the first open task no one else holds. The slot test
+# `vote_count < votes_needed - lease_count` is on that row, so when another claim or answer
+# changed it meanwhile, PostgreSQL re-checks the test on the new version after taking the lock:
+# two claims can never both take a task's last slot. `held` takes the slot, `made` records the
+# lease, `counted` counts it on the membership. As CTEs, so that answer-and-next/ can claim in
+# its answer's statement (ANSWER_CLAIM_NEXT); ``{campaign}``, ``{ahead}`` and ``{lease}`` are
+# SQL expressions (parameters in the claim statements).
+_CLAIM_CTES = """{p}pick AS (
     SELECT t.id, t.clip_id {open_tasks}
     LIMIT 1
     FOR UPDATE OF t {lock}
-), held AS (
+), {p}held AS (
     UPDATE annotations_task AS t SET lease_count = t.lease_count + 1
-    FROM pick WHERE t.id = pick.id
+    FROM {p}pick AS pick WHERE t.id = pick.id
     RETURNING t.id, t.clip_id
-), made AS (
+), {p}made AS (
     INSERT INTO annotations_assignment
         (campaign_id, task_id, annotator_id, state, holds_slot, ahead, created_at, expires_at)
-    SELECT %(campaign)s, held.id, %(user)s, 'active', TRUE, %(ahead)s, now(),
-           now() + make_interval(secs => %(lease)s)
-    FROM held
+    SELECT {campaign}, held.id, %(user)s, 'active', TRUE, {ahead}, now(),
+           now() + make_interval(secs => {lease})
+    FROM {p}held AS held
     RETURNING id, expires_at, task_id
-){counted}
+), {counted}"""
+
+
+def _claim_ctes(*, p: str, open_tasks: str, lock: str, campaign: str, ahead: str, lease: str):
+    """The claim's CTEs, named with the prefix ``p``."""
+    counted = _COUNTED.format(p=p, campaign=campaign, gold=0)
+    return _CLAIM_CTES.format(
+        p=p, open_tasks=open_tasks, lock=lock, campaign=campaign, ahead=ahead, lease=lease,
+        counted=counted,
+    )  # fmt: skip
+
+
+_CLAIM_SQL = """
+WITH {ctes}
 SELECT made.id, made.expires_at,
        c.id, c.video, c.poster, c.duration_s, c.fps, c.frame_count, c.width, c.height
 FROM made JOIN held ON held.id = made.task_id JOIN clips_clip AS c ON c.id = held.clip_id
 """
+
+
+def _claim_sql(*, only: str, lock: str) -> str:
+    """A claim statement: the claim's CTEs, then what the user sees."""
+    ctes = _claim_ctes(
+        p="", open_tasks=_OPEN_TASKS.format(only=only), lock=lock, campaign="%(campaign)s",
+        ahead="%(ahead)s", lease="%(lease)s",
+    )  # fmt: skip
+    return _CLAIM_SQL.format(ctes=ctes)
+
+
 # First try: skip the rows other requests hold (claims never queue behind each other).
 CLAIM_SKIP_LOCKED = Statement(
     "lsf_claim",
-    _CLAIM_SQL.format(
-        open_tasks=_OPEN_TASKS.format(only=""),
-        lock="SKIP LOCKED",
-        counted=_COUNTED.format(gold=0),
-    ),
+    _claim_sql(only="", lock="SKIP LOCKED"),
     _claim_task,
 )
 # When that finds nothing, the open tasks that were locked may still have slots once their
@@ -397,11 +419,7 @@ LOCKED_CANDIDATES = Statement(
 )
 CLAIM_ONE = Statement(
     "lsf_claim_one",
-    _CLAIM_SQL.format(
-        open_tasks=_OPEN_TASKS.format(only="AND t.id = %(task)s"),
-        lock="",
-        counted=_COUNTED.format(gold=0),
-    ),
+    _claim_sql(only="AND t.id = %(task)s", lock=""),
     _claim_task,
 )
 
@@ -507,7 +525,7 @@ CLAIM_GOLD = Statement(
     _CLAIM_GOLD_SQL.format(
         served_gold=_SERVED_GOLD,
         unseen=_UNSEEN.format(task="t.id"),
-        counted=_COUNTED.format(gold=1),
+        counted=", " + _COUNTED.format(p="", campaign="%(campaign)s", gold=1),
     ),
     _claim_gold,
 )
@@ -690,6 +708,36 @@ def _answer_stored_next(params: dict) -> list[tuple]:
     ]
 
 
+# The lease ahead made current (answer-and-next/), as ANSWER_STORED_NEXT says below.
+_PROMOTED = """, promoted AS (
+    UPDATE annotations_assignment AS p SET ahead = FALSE
+    FROM closed
+    WHERE p.campaign_id = closed.campaign_id AND p.annotator_id = %(user)s
+      AND p.state = 'active' AND p.ahead AND p.id <> closed.id
+      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS cur
+                      WHERE cur.campaign_id = closed.campaign_id AND cur.annotator_id = %(user)s
+                        AND cur.state = 'active' AND NOT cur.ahead AND cur.id <> closed.id)
+    RETURNING p.id, p.expires_at > now() AS live
+)"""
+
+# The membership with its campaign, and the user's open leases as the statement leaves them
+# (``{claimed}``: a lease the statement itself made, which its own scan cannot see).
+_LEASES_AFTER = """JOIN annotations_membership AS m
+    ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s
+JOIN annotations_campaign AS c ON c.id = own.campaign_id
+LEFT JOIN LATERAL (
+    SELECT a.id AS lease, a.expires_at,
+           k.id AS clip, k.video, k.poster, k.duration_s, k.fps, k.frame_count, k.width,
+           k.height, a.expires_at > now() AS live,
+           a.ahead AND a.id NOT IN (SELECT id FROM promoted) AS still_ahead
+    FROM annotations_assignment AS a
+    JOIN annotations_task AS t ON t.id = a.task_id
+    JOIN clips_clip AS k ON k.id = t.clip_id
+    WHERE a.campaign_id = own.campaign_id AND a.annotator_id = %(user)s AND a.state = 'active'
+      AND a.id NOT IN (SELECT id FROM closed){claimed}
+) AS l ON TRUE
+ORDER BY l.still_ahead, l.lease"""
+
 # The answer (as ANSWER_STORED), then what answer-and-next/ reads before handing the next clip,
 # in the same round trip: the user's membership with its campaign (``access.member_columns``)
 # and, once the answer is stored, the user's open leases as OPEN_LEASES_PROMOTED leaves them
@@ -704,32 +752,65 @@ def _answer_stored_next(params: dict) -> list[tuple]:
 ANSWER_STORED_NEXT = Statement(
     "lsf_answer_stored_next",
     _ANSWER_SQL.format(
-        more=""", promoted AS (
-    UPDATE annotations_assignment AS p SET ahead = FALSE
-    FROM closed
-    WHERE p.campaign_id = closed.campaign_id AND p.annotator_id = %(user)s
-      AND p.state = 'active' AND p.ahead AND p.id <> closed.id
-      AND NOT EXISTS (SELECT 1 FROM annotations_assignment AS cur
-                      WHERE cur.campaign_id = closed.campaign_id AND cur.annotator_id = %(user)s
-                        AND cur.state = 'active' AND NOT cur.ahead AND cur.id <> closed.id)
-    RETURNING p.id
-)""",
+        more=_PROMOTED,
         columns=", " + access.member_columns() + ", l.*",
-        joins="""JOIN annotations_membership AS m
-    ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s
-JOIN annotations_campaign AS c ON c.id = own.campaign_id
-LEFT JOIN LATERAL (
-    SELECT a.id AS lease, a.expires_at,
-           k.id AS clip, k.video, k.poster, k.duration_s, k.fps, k.frame_count, k.width,
-           k.height, a.expires_at > now() AS live,
-           a.ahead AND a.id NOT IN (SELECT id FROM promoted) AS still_ahead
-    FROM annotations_assignment AS a
-    JOIN annotations_task AS t ON t.id = a.task_id
-    JOIN clips_clip AS k ON k.id = t.clip_id
-    WHERE a.campaign_id = own.campaign_id AND a.annotator_id = %(user)s AND a.state = 'active'
-      AND a.id NOT IN (SELECT id FROM closed)
-) AS l ON TRUE
-ORDER BY l.still_ahead, l.lease""",
+        joins=_LEASES_AFTER.format(claimed=""),
+    ),
+    _answer_stored_next,
+)
+
+# answer-and-next/?ahead=1 in its usual case: ANSWER_STORED_NEXT, and the next clip ahead
+# claimed in the same statement, which saves the claim's own round trip and commit. `go` holds
+# the conditions under which services.assignment_next would claim an ordinary clip ahead right
+# away, and the claim runs only when they all hold: the answer was stored and the lease ahead
+# became current, still live; the campaign hands out clips; the member is not paused, has no
+# daily quota and is not qualifying; no gold is due by the caller's ``draw`` (the same draw
+# ``Membership.gold_due`` then takes, on the same counts: the member row as the statement found
+# it); ``below`` is the bound ``_claim_task`` tries first. In any other case nothing is claimed
+# here and the caller claims as answer-and-next/ always did (gold, qualification, the other
+# bounds, the locked candidates). Locks: the claim's `pick` waits for nothing (SKIP LOCKED) and
+# runs after `counted` has the answered task's row (its one-time EXISTS on `go`), so the
+# statement never waits for a row while holding a second one. A lease it made ahead is added
+# to the rows (``still_ahead``). On SQLite the twin claims nothing; the caller claims.
+_GO = """, go AS (
+    SELECT CASE WHEN %(extras)s AND NOT m.informative THEN c.votes_per_clip
+                ELSE 32767 END AS below,
+           c.lease_seconds AS lease
+    FROM own
+    JOIN annotations_membership AS m ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s
+    JOIN annotations_campaign AS c ON c.id = own.campaign_id
+    WHERE EXISTS (SELECT 1 FROM counted)
+      AND EXISTS (SELECT 1 FROM promoted WHERE promoted.live)
+      AND c.state = 'active' AND m.paused_at IS NULL
+      AND m.daily_quota IS NULL AND c.daily_quota IS NULL
+      AND (c.qualification_clips = 0 OR m.qualified_at IS NOT NULL)
+      AND %(draw)s >= c.gold_share * (m.served + 1) - m.gold_served
+), """
+_AHEAD_CLAIMED = """
+    UNION ALL
+    SELECT made.id, made.expires_at,
+           k.id, k.video, k.poster, k.duration_s, k.fps, k.frame_count, k.width, k.height,
+           TRUE, TRUE
+    FROM ahead_made AS made
+    JOIN ahead_held AS held ON held.id = made.task_id
+    JOIN clips_clip AS k ON k.id = held.clip_id"""
+ANSWER_CLAIM_NEXT = Statement(
+    "lsf_answer_claim_next",
+    _ANSWER_SQL.format(
+        more=_PROMOTED
+        + _GO
+        + _claim_ctes(
+            p="ahead_",
+            open_tasks=_OPEN_TASKS.format(only="AND EXISTS (SELECT 1 FROM go)")
+            .replace("%(campaign)s", "(SELECT campaign_id FROM own)")
+            .replace("%(below)s", "(SELECT below FROM go)"),
+            lock="SKIP LOCKED",
+            campaign="(SELECT campaign_id FROM own)",
+            ahead="TRUE",
+            lease="(SELECT lease FROM go)",
+        ),
+        columns=", " + access.member_columns() + ", l.*",
+        joins=_LEASES_AFTER.format(claimed=_AHEAD_CLAIMED),
     ),
     _answer_stored_next,
 )

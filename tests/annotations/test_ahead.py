@@ -123,3 +123,77 @@ def test_gold_keeps_its_share_when_a_clip_is_held_ahead(api, alice, campaign):
         assert abs(gold - 0.5 * handed.count()) <= 1.0 + 1e-9, (gold, handed.count())
         body = answer_next(api(alice), body["assignment"]["id"]).json()["next"]
     assert 18 <= sum(stream) <= 22
+
+
+def _statements(client, assignment_id):
+    """answer_next, and the SQL it ran."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = answer_next(client, assignment_id)
+    return response, " ".join(q["sql"] for q in captured.captured_queries)
+
+
+def test_the_answer_claims_the_clip_ahead_in_its_own_statement(api, alice, campaign):
+    """answer-and-next/?ahead=1 in its usual case: the answer's statement also takes the next
+    clip ahead (its slot, its lease, the member's count), and no separate claim runs."""
+    from django.db import connection
+
+    from annotations.models import Membership
+
+    campaign.gold_share = 0
+    campaign.save()
+    TaskFactory.create_batch(5, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    served = Membership.objects.get(user=alice).served
+    response, sql = _statements(api(alice), first)
+    assert response.status_code == 201
+    now, third = ids(response.json()["next"])
+    assert now == second and third not in (None, first, second)
+    if connection.vendor == "postgresql":
+        assert "lsf_answer_claim_next" in sql and "lsf_claim" not in sql.replace("_claim_", "")
+    lease = Assignment.objects.get(pk=third)
+    assert (lease.state, lease.ahead, lease.holds_slot, lease.annotator_id) == (
+        "active", True, True, alice.pk,
+    )  # fmt: skip
+    assert lease.expires_at > timezone.now() + timedelta(seconds=campaign.lease_seconds - 60)
+    assert active(alice) == [(second, False), (third, True)]
+    assert Membership.objects.get(user=alice).served == served + 1
+    # Slots: the answered clip's lease gave its slot back, the two held clips hold one each.
+    assert sorted(Task.objects.values_list("lease_count", flat=True)) == [0, 0, 0, 1, 1]
+    assert Task.objects.get(assignments=first).vote_count == 1
+
+
+@pytest.mark.parametrize("why", ["campaign_paused", "annotator_paused", "quota_reached"])
+def test_a_refused_next_clip_leaves_no_clip_held_ahead(api, alice, campaign, why):
+    """The answer is stored; when no next clip may be handed, the statement claims none."""
+    from annotations.models import Membership
+
+    TaskFactory.create_batch(5, campaign=campaign)
+    first, second = ids(next_ahead(api(alice), campaign).json())
+    if why == "campaign_paused":
+        campaign.state = "paused"
+        campaign.save()
+    elif why == "annotator_paused":
+        Membership.objects.filter(user=alice).update(paused_at=timezone.now())
+    else:
+        Membership.objects.filter(user=alice).update(daily_quota=1)
+    response = answer_next(api(alice), first)
+    assert response.status_code in (403, 409)
+    assert response.json()["error"]["code"] == why
+    assert Vote.objects.filter(annotator=alice, assignment_id=first).exists()
+    assert active(alice) == [(second, False)]
+    assert sorted(Task.objects.values_list("lease_count", flat=True)) == [0, 0, 0, 0, 1]
+
+
+def test_with_gold_due_the_clip_ahead_is_gold(api, alice, campaign):
+    """The statement claims only an ordinary clip; gold due by the same draw is claimed after."""
+    campaign.gold_share = 1.0
+    campaign.save()
+    gold = {t.pk for t in GoldTaskFactory.create_batch(6, campaign=campaign)}
+    TaskFactory.create_batch(4, campaign=campaign)
+    body = next_ahead(api(alice), campaign).json()
+    for _ in range(4):
+        body = answer_next(api(alice), body["assignment"]["id"]).json()["next"]
+        assert Assignment.objects.get(pk=body["ahead"]["assignment"]["id"]).task_id in gold

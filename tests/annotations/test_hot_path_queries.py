@@ -21,7 +21,7 @@ MAX_NEXT = 5  # 4 (the claim counts itself on the membership), and the lease swe
 # An answer to a gold clip also asks whether it was a qualification clip (the feedback shown
 # after it); the usual answer knows from its own statement that its clip is not gold.
 MAX_ANSWER = 2
-MAX_ANSWER_AND_NEXT = 4  # 3, and the sweep
+MAX_ANSWER_AND_NEXT = 3  # 2 (the answer claims the clip ahead in its statement), and the sweep
 
 
 def _count(client, path, body=None):
