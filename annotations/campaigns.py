@@ -49,7 +49,10 @@ def campaign_update(*, campaign: Campaign, actor: AbstractBaseUser, **changes) -
     if unknown:
         raise ValueError(f"not campaign fields: {sorted(unknown)}")
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        # FOR NO KEY UPDATE: edits of one campaign still take turns, but the votes and leases
+        # being stored meanwhile, whose foreign keys share-lock the campaign's key at commit, go
+        # on (FOR UPDATE held them all up until the edit committed).
+        locked = Campaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
         before = {field: getattr(locked, field) for field in changes}
         for field, value in changes.items():
             setattr(locked, field, value)
@@ -75,7 +78,7 @@ def _campaign_move(
     """Move a campaign to state ``to``; a no-op when it is there already."""
     with transaction.atomic():
         # The row lock orders two admins pausing and closing at once.
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        locked = Campaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
         if locked.state == to:
             return locked
         if locked.state not in allowed_from:

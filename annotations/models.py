@@ -400,8 +400,12 @@ class Assignment(models.Model):
             # first: a user's own leases (campaign, annotator) are then found through
             # assignment_one_active, whose entries the same user's new leases keep clean, and not
             # through this one, which grows with every lease until a vacuum (its keys only rise).
+            # The campaign second, so that the run-out leases of other campaigns (a paused one's
+            # stay open until it resumes) are passed over in the index.
             models.Index(
-                fields=["expires_at"], condition=Q(state="active"), name="assignment_expiry"
+                fields=["expires_at", "campaign"],
+                condition=Q(state="active"),
+                name="assignment_expiry",
             ),
         ]
 

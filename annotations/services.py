@@ -664,7 +664,7 @@ def assignment_answer(
             for row in rows
             if row[_LEASES_AT] is not None
         ]
-        if any(lease.ahead for lease in leases):
+        if statement is ANSWER_CLAIM_NEXT and any(lease.ahead for lease in leases):
             # The statement claimed the clip ahead; the lease sweep that a claim runs once a
             # second (``_claim_new``) runs here.
             _sweep_due(campaign_id=campaign_id)

@@ -329,10 +329,11 @@ _OPEN_TASKS = """
 # Count a clip handed to a member (served, and gold_served for gold), in the claim's own
 # statement: once the lease is made (`made`), the member's row is updated unless another
 # transaction holds it (SKIP LOCKED: the consensus worker holds member rows while it closes gold
-# batches, and a missed count only nudges the next gold draw). So a claim never waits for a row
-# while holding one: the only lock it waits for is its task row's, taken first (the EXISTS on
-# `made` is a one-time test, run before the member row is looked at). ``{p}`` prefixes the
-# names (a statement that claims besides other work), ``{campaign}`` is the campaign's id.
+# batches, and a missed count only nudges the next gold draw). So the member row adds no wait:
+# the claim's task row is locked first (the EXISTS on `made` is a one-time test, run before the
+# member row is looked at), and the member row is skipped rather than waited for. ``{p}``
+# prefixes the names (a statement that claims besides other work), ``{campaign}`` is the
+# campaign's id.
 _COUNTED = """{p}counted AS (
     UPDATE annotations_membership AS m
     SET served = m.served + 1, gold_served = m.gold_served + {gold}
@@ -769,8 +770,9 @@ ANSWER_STORED_NEXT = Statement(
 # it); ``below`` is the bound ``_claim_task`` tries first. In any other case nothing is claimed
 # here and the caller claims as answer-and-next/ always did (gold, qualification, the other
 # bounds, the locked candidates). Locks: the claim's `pick` waits for nothing (SKIP LOCKED) and
-# runs after `counted` has the answered task's row (its one-time EXISTS on `go`), so the
-# statement never waits for a row while holding a second one. A lease it made ahead is added
+# runs after `counted` has the answered task's row (its one-time EXISTS on `go`); the claim adds
+# no wait for a task row, only the lease insert's unique checks against another request of the
+# same user (as any claim has). A lease it made ahead is added
 # to the rows (``still_ahead``). On SQLite the twin claims nothing; the caller claims.
 _GO = """, go AS (
     SELECT CASE WHEN %(extras)s AND NOT m.informative THEN c.votes_per_clip

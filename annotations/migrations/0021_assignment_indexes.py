@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
             model_name="assignment",
             index=models.Index(
                 condition=models.Q(("state", "active")),
-                fields=["expires_at"],
+                fields=["expires_at", "campaign"],
                 name="assignment_expiry",
             ),
         ),

@@ -272,3 +272,45 @@ def test_an_answer_whose_promotion_meets_a_new_current_lease_is_stored_all_the_s
     assert Vote.objects.filter(assignment_id=current).count() == 1
     assert Assignment.objects.get(pk=current).state == "answered"
     assert Assignment.objects.get(pk=ahead).ahead is True
+
+
+def test_an_answer_is_stored_while_a_campaign_edit_is_open():
+    """An admin's edit holds the campaign row for its whole transaction (with a scene priority
+    change, while it rewrites the scene's tasks). Every answer's commit share-locks that row's
+    key (the vote's foreign key): the edit's lock leaves the key alone, so answers go on; it
+    held them all up, and could deadlock with an answer holding a task row the edit waited for."""
+    from annotations.campaigns import campaign_update
+
+    campaign = CampaignFactory()
+    TaskFactory(campaign=campaign)
+    admin = UserFactory(username="editor")
+    (token,) = annotators(campaign, 1)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assignment = client.post(f"/api/v1/campaigns/{campaign.pk}/next/").json()["assignment"]["id"]
+    locked, release = threading.Event(), threading.Event()
+
+    def edit():
+        try:
+            with transaction.atomic():
+                campaign_update(campaign=campaign, actor=admin, description="edited")
+                locked.set()
+                release.wait(timeout=20)
+        finally:
+            connection.close()
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    try:
+        assert locked.wait(timeout=10)
+        started = time.monotonic()
+        response = client.post(
+            f"/api/v1/assignments/{assignment}/answer/", {"label": "sad"}, format="json"
+        )
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        editor.join()
+    assert response.status_code == 201
+    assert waited < 5, waited
+    assert Vote.objects.filter(assignment_id=assignment).count() == 1
