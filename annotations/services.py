@@ -39,6 +39,7 @@ from .statements import (
     ANSWER_CLAIM_NEXT,
     ANSWER_STORED,
     ANSWER_STORED_NEXT,
+    ANY_VOTES,
     CLAIM_GOLD,
     CLAIM_ONE,
     CLAIM_SKIP_LOCKED,
@@ -372,18 +373,13 @@ def _claim_gold(*, campaign: Campaign, user: AbstractBaseUser, ahead: bool) -> O
     return offer
 
 
-#: A bound on a task's votes that no task reaches (``Task.vote_count`` is a small integer, and
-#: so is the claim's ``below``): it lets every task through.
-_ANY_VOTES = 2**15 - 1
-
-
 def _claim_task(
     *, campaign: Campaign, user: AbstractBaseUser, ahead: bool, informative: bool = True
 ) -> Offer | None:
     """Claim the first open task for the user. A member the trust model does not rate
     informative gets a clip that already holds ``votes_per_clip`` votes (an extra vote) only
     when no other clip is left for them, so no clip waits while anyone can give its vote."""
-    bounds = [_ANY_VOTES] if informative else [campaign.votes_per_clip, _ANY_VOTES]
+    bounds = [ANY_VOTES] if informative else [campaign.votes_per_clip, ANY_VOTES]
     for below in bounds:
         offer = _claim(
             campaign=campaign, user=user, statement=CLAIM_SKIP_LOCKED, ahead=ahead, below=below

@@ -306,6 +306,10 @@ def _unseen(queryset, user: int):
     ).exclude(pk__in=Vote.objects.filter(annotator_id=user).values("task_id"))
 
 
+#: A bound on a task's votes that no task reaches (``Task.vote_count`` is a small integer, and
+#: so is the claim's ``below``): it lets every task through.
+ANY_VOTES = 2**15 - 1
+
 # The tasks a user may be handed: open (the WHERE repeats the task_open index's predicate so
 # PostgreSQL can walk that index), clip ready, never seen by this user (leased, skipped or
 # answered), the scene's priority first (Task.priority), then fullest first, then in the
@@ -721,6 +725,7 @@ _PROMOTED = """, promoted AS (
     RETURNING p.id, p.expires_at > now() AS live
 )"""
 
+_MEMBER_AND_LEASES = ", " + access.member_columns() + ", l.*"
 # The membership with its campaign, and the user's open leases as the statement leaves them
 # (``{claimed}``: a lease the statement itself made, which its own scan cannot see).
 _LEASES_AFTER = """JOIN annotations_membership AS m
@@ -754,7 +759,7 @@ ANSWER_STORED_NEXT = Statement(
     "lsf_answer_stored_next",
     _ANSWER_SQL.format(
         more=_PROMOTED,
-        columns=", " + access.member_columns() + ", l.*",
+        columns=_MEMBER_AND_LEASES,
         joins=_LEASES_AFTER.format(claimed=""),
     ),
     _answer_stored_next,
@@ -776,7 +781,7 @@ ANSWER_STORED_NEXT = Statement(
 # to the rows (``still_ahead``). On SQLite the twin claims nothing; the caller claims.
 _GO = """, go AS (
     SELECT CASE WHEN %(extras)s AND NOT m.informative THEN c.votes_per_clip
-                ELSE 32767 END AS below,
+                ELSE {any_votes} END AS below,
            c.lease_seconds AS lease
     FROM own
     JOIN annotations_membership AS m ON m.campaign_id = own.campaign_id AND m.user_id = %(user)s
@@ -800,7 +805,7 @@ ANSWER_CLAIM_NEXT = Statement(
     "lsf_answer_claim_next",
     _ANSWER_SQL.format(
         more=_PROMOTED
-        + _GO
+        + _GO.format(any_votes=ANY_VOTES)
         + _claim_ctes(
             p="ahead_",
             open_tasks=_OPEN_TASKS.format(only="AND EXISTS (SELECT 1 FROM go)")
@@ -811,7 +816,7 @@ ANSWER_CLAIM_NEXT = Statement(
             ahead="TRUE",
             lease="(SELECT lease FROM go)",
         ),
-        columns=", " + access.member_columns() + ", l.*",
+        columns=_MEMBER_AND_LEASES,
         joins=_LEASES_AFTER.format(claimed=_AHEAD_CLAIMED),
     ),
     _answer_stored_next,

@@ -106,3 +106,23 @@ def test_each_fit_rates_the_annotators_against_those_working():
     # Always wrong: out of the top third. A member without votes is rated as a newcomer
     # (70 % right), below these steady voters; a paused one is not working.
     assert not rated[wrong.pk] and not rated[newcomer.pk] and not rated[paused.pk]
+
+
+@pytest.mark.usefixtures("informative_extras")
+@pytest.mark.parametrize("informative", [False, True])
+def test_answer_and_next_claims_the_extra_vote_clip_ahead_for_the_informative_only(
+    api, informative
+):
+    """answer-and-next/?ahead=1 claims the clip ahead in its answer's statement, with the same
+    bound: the fullest clip (an extra vote) for an informative member, a fresh one otherwise."""
+    campaign = confidence_campaign()
+    TaskFactory.create_batch(4, campaign=campaign)
+    user = member(campaign, informative=informative)
+    client = api(user)
+    offer = client.post(f"/api/v1/campaigns/{campaign.pk}/next/?ahead=1").json()
+    extra = extra_vote_task(campaign)  # the fullest clip, once two fresh ones are held
+    url = f"/api/v1/assignments/{offer['assignment']['id']}/answer-and-next/?ahead=1"
+    body = client.post(url, {"label": "happy"}, format="json").json()["next"]
+    ahead = Assignment.objects.get(pk=body["ahead"]["assignment"]["id"]).task
+    assert (ahead == extra) is informative
+    assert ahead.lease_count == 1
